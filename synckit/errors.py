@@ -1,0 +1,353 @@
+"""One exception tree, rooted at :class:`SynckitError`.
+
+API errors are data: each carries ``status``, ``code``, ``message``,
+``details`` (always a list of ``{"field", "message"}``, whichever envelope the
+server used), ``request_id`` and ``retryable``. :func:`error_from_response`
+turns any error answer -- contacts envelope, platform envelope, or an HTML page
+from a proxy -- into the right class, choosing by ``code`` first and status
+second, as the contract says.
+
+Example:
+    >>> err = error_from_response(409, {"code": "conflict", "message": "taken", "id": "ct_1"})
+    >>> type(err).__name__, err.existing_id, err.retryable
+    ('Conflict', 'ct_1', False)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthError",
+    "BusinessRuleError",
+    "ConfigError",
+    "Conflict",
+    "InputError",
+    "NotFound",
+    "PermissionDenied",
+    "RateLimited",
+    "ServerError",
+    "StateLockedError",
+    "SynckitError",
+    "TransportError",
+    "ValidationFailed",
+    "error_from_response",
+    "normalise_details",
+]
+
+
+class SynckitError(Exception):
+    """Base of every error synckit raises."""
+
+
+class ConfigError(SynckitError):
+    """Missing or inconsistent configuration (base URL, credentials, options)."""
+
+
+class InputError(SynckitError):
+    """An input file that cannot be read as contacts.
+
+    ``path`` and ``line`` (1-based, as an editor shows it) say where.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}: " if line is None else f"{path}, line {line}: "
+        super().__init__(where + message)
+
+
+class StateLockedError(SynckitError):
+    """Another run holds the state ledger's lock."""
+
+
+class APIError(SynckitError):
+    """An error answer from the Contacts API, or no answer at all.
+
+    Attributes mirror the contract's error body plus what the transport knows:
+    ``status`` (``None`` when no answer arrived), ``code``, ``message``,
+    ``details`` (list of ``{"field", "message"}``), ``request_id`` (quote it
+    to support), ``retryable`` (whether repeating the same request can help),
+    ``method``/``path`` of the request and ``attempts`` made.
+    """
+
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: list[dict[str, str]] | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        attempts: int = 1,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.details: list[dict[str, str]] = list(details or [])
+        self.request_id = request_id
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.method = method
+        self.path = path
+        self.attempts = attempts
+        self.body = body
+
+    def __str__(self) -> str:
+        head = " ".join(str(p) for p in (self.status, self.code) if p is not None)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.details:
+            text += " (" + "; ".join(f"{d['field']}: {d['message']}" for d in self.details) + ")"
+        if self.method and self.path:
+            text += f" [{self.method} {self.path}]"
+        if self.request_id:
+            text += f" request_id={self.request_id}"
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r}, request_id={self.request_id!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as plain data (for reports and JSON logs)."""
+        return {
+            "type": type(self).__name__,
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "details": self.details,
+            "request_id": self.request_id,
+            "retryable": self.retryable,
+        }
+
+
+class AuthError(APIError):
+    """401: the token is missing, expired or revoked, or the client credentials are wrong."""
+
+
+class PermissionDenied(APIError):
+    """403: the credential lacks the scope, or the resource belongs to another organisation."""
+
+
+class NotFound(APIError):
+    """404: no such contact."""
+
+
+class Conflict(APIError):
+    """409: the email or phone number belongs to the contact ``existing_id``.
+
+    ``409 request_in_progress`` is also a Conflict, with ``retryable=True``
+    and ``retry_after`` set.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        existing_id: str | None = None,
+        retry_after: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.existing_id = existing_id
+        self.retry_after = retry_after
+
+
+class ValidationFailed(APIError):
+    """``validation_failed`` (400 or 422): field rules broken; see ``details``."""
+
+
+class BusinessRuleError(APIError):
+    """Another 422: ``quota_exceeded``, ``idempotency_key_reused`` and the like."""
+
+
+class RateLimited(APIError):
+    """429: wait ``retry_after`` seconds."""
+
+    default_retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: a platform fault; worth retrying when the request is idempotent."""
+
+    default_retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class TransportError(APIError):
+    """No usable answer: connection refused or reset, timeout, broken TLS."""
+
+    default_retryable = True
+
+
+_BY_CODE: dict[str, type[APIError]] = {
+    "validation_failed": ValidationFailed,
+    "unauthorized": AuthError,
+    "invalid_client": AuthError,
+    "invalid_scope": AuthError,
+    "insufficient_scope": PermissionDenied,
+    "forbidden": PermissionDenied,
+    "not_found": NotFound,
+    "conflict": Conflict,
+    "duplicate": Conflict,
+    "request_in_progress": Conflict,
+    "rate_limited": RateLimited,
+    "quota_exceeded": BusinessRuleError,
+    "idempotency_key_reused": BusinessRuleError,
+}
+
+
+def _by_status(status: int) -> type[APIError]:
+    if status == 401:
+        return AuthError
+    if status == 403:
+        return PermissionDenied
+    if status == 404:
+        return NotFound
+    if status == 409:
+        return Conflict
+    if status == 422:
+        return BusinessRuleError
+    if status == 429:
+        return RateLimited
+    if status >= 500:
+        return ServerError
+    return APIError
+
+
+def normalise_details(details: Any) -> list[dict[str, str]]:
+    """Both envelopes' ``details`` as a list of ``{"field", "message"}``.
+
+    Example:
+        >>> normalise_details({"email": ["must be a valid email address"]})
+        [{'field': 'email', 'message': 'must be a valid email address'}]
+    """
+    out: list[dict[str, str]] = []
+    if isinstance(details, list):
+        for item in details:
+            if isinstance(item, Mapping):
+                out.append({"field": str(item.get("field", "")), "message": str(item.get("message", ""))})
+            else:
+                out.append({"field": "", "message": str(item)})
+    elif isinstance(details, Mapping):
+        for field, messages in details.items():
+            if field == "id":  # the conflicting contact, not a field error
+                continue
+            for text in messages if isinstance(messages, list) else [messages]:
+                out.append({"field": str(field), "message": str(text)})
+    return out
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: seconds (maybe fractional) or an HTTP date.
+
+    Example:
+        >>> parse_retry_after("1.5")
+        1.5
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        from datetime import datetime, timezone
+
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def error_from_response(
+    status: int,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    *,
+    method: str | None = None,
+    path: str | None = None,
+    attempts: int = 1,
+) -> APIError:
+    """Build the typed error for one non-2xx answer.
+
+    ``body`` may be the decoded JSON, raw ``bytes``/``str`` (JSON or not) or
+    ``None``. Never raises: an unreadable body still gives a typed error that
+    names the status.
+    """
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    parsed: Any = body
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            parsed = json.loads(body) if body.strip() else None
+        except ValueError:
+            parsed = None
+    envelope: Mapping[str, Any] = {}
+    existing_id: str | None = None
+    if isinstance(parsed, Mapping):
+        if isinstance(parsed.get("error"), Mapping):  # platform envelope
+            envelope = parsed["error"]
+            raw_details = envelope.get("details")
+            if isinstance(raw_details, Mapping) and raw_details.get("id") is not None:
+                existing_id = str(raw_details["id"])
+        else:
+            envelope = parsed
+            if parsed.get("id") is not None:
+                existing_id = str(parsed["id"])
+    code = envelope.get("code")
+    code = str(code) if code is not None else None
+    message = envelope.get("message")
+    if not message:
+        snippet = body.strip()[:120] if isinstance(body, str) else ""
+        message = f"HTTP {status} with no error body" if not snippet else (
+            f"HTTP {status} with a non-JSON body: {snippet!r}"
+        )
+    cls = _BY_CODE.get(code or "") or _by_status(status)
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "details": normalise_details(envelope.get("details")),
+        "request_id": headers.get("x-request-id"),
+        "method": method,
+        "path": path,
+        "attempts": attempts,
+        "body": parsed if parsed is not None else body,
+    }
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if cls is Conflict:
+        in_progress = code == "request_in_progress"
+        return Conflict(
+            str(message), existing_id=existing_id, retry_after=retry_after,
+            retryable=in_progress, **kwargs,
+        )
+    if cls in (RateLimited, ServerError):
+        return cls(str(message), retry_after=retry_after, **kwargs)  # type: ignore[call-arg]
+    return cls(str(message), **kwargs)
