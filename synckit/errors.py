@@ -15,8 +15,12 @@ Example:
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Mapping
+from datetime import UTC
+from http import HTTPStatus
 from typing import Any
 
 __all__ = [
@@ -246,7 +250,9 @@ def normalise_details(details: Any) -> list[dict[str, str]]:
     if isinstance(details, list):
         for item in details:
             if isinstance(item, Mapping):
-                out.append({"field": str(item.get("field", "")), "message": str(item.get("message", ""))})
+                out.append(
+                    {"field": str(item.get("field", "")), "message": str(item.get("message", ""))}
+                )
             else:
                 out.append({"field": "", "message": str(item)})
     elif isinstance(details, Mapping):
@@ -271,19 +277,52 @@ def parse_retry_after(value: str | None) -> float | None:
     try:
         seconds = float(text)
     except ValueError:
+        from datetime import datetime
         from email.utils import parsedate_to_datetime
-        from datetime import datetime, timezone
 
         try:
             when = parsedate_to_datetime(text)
         except (TypeError, ValueError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
+
+
+_TAG = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HIDDEN = re.compile(r"<(script|style)[^>]*>.*?</\1>", re.IGNORECASE | re.DOTALL)
+
+
+def _describe_unexpected_body(status: int, text: str) -> str:
+    """A readable message for an error answer without the contract's envelope.
+
+    An HTML page from a proxy becomes its title (or its visible text), not markup.
+
+    Example:
+        >>> _describe_unexpected_body(502, "<html><title>502 Bad Gateway</title></html>")
+        "HTTP 502 Bad Gateway (the answer was not a JSON error body: '502 Bad Gateway')"
+    """
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "error"
+    text = text.strip()
+    if not text:
+        return f"HTTP {status} {phrase} with an empty body"
+    if text.startswith("<") or "<html" in text[:200].lower():
+        title = _TITLE.search(text)
+        if title and title.group(1).strip():
+            text = title.group(1)
+        else:
+            text = _TAG.sub(" ", _HIDDEN.sub(" ", text))
+    text = " ".join(html.unescape(text).split())
+    if len(text) > 160:
+        text = text[:157] + "..."
+    return f"HTTP {status} {phrase} (the answer was not a JSON error body: {text!r})"
 
 
 def error_from_response(
@@ -326,10 +365,7 @@ def error_from_response(
     code = str(code) if code is not None else None
     message = envelope.get("message")
     if not message:
-        snippet = body.strip()[:120] if isinstance(body, str) else ""
-        message = f"HTTP {status} with no error body" if not snippet else (
-            f"HTTP {status} with a non-JSON body: {snippet!r}"
-        )
+        message = _describe_unexpected_body(status, body if isinstance(body, str) else "")
     cls = _BY_CODE.get(code or "") or _by_status(status)
     kwargs: dict[str, Any] = {
         "status": status,
@@ -345,9 +381,12 @@ def error_from_response(
     if cls is Conflict:
         in_progress = code == "request_in_progress"
         return Conflict(
-            str(message), existing_id=existing_id, retry_after=retry_after,
-            retryable=in_progress, **kwargs,
+            str(message),
+            existing_id=existing_id,
+            retry_after=retry_after,
+            retryable=in_progress,
+            **kwargs,
         )
     if cls in (RateLimited, ServerError):
-        return cls(str(message), retry_after=retry_after, **kwargs)  # type: ignore[call-arg]
+        return cls(str(message), retry_after=retry_after, **kwargs)
     return cls(str(message), **kwargs)

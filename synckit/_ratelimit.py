@@ -1,0 +1,141 @@
+"""The request pacer one :class:`synckit.Client` shares across all its threads.
+
+Why pacing instead of a token bucket: the server counts requests per second
+(``X-RateLimit-*``), and any burst we allow ourselves lands in the server's
+window on top of whatever is already in flight. Spacing requests evenly at a
+little under the announced limit keeps every server window (fixed, sliding or
+bucket) under the limit, so 429s become rare, while 16 threads waiting on
+their slots still fill every slot.
+
+Example:
+    >>> pacer = RatePacer(rate_limit=100)
+    >>> pacer.rate
+    95.0
+    >>> pacer.acquire() >= 0.0
+    True
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+
+__all__ = ["RatePacer"]
+
+# Pace at this share of the limit: clock jitter between us and the server and
+# the request that sneaks into the next window must not tip a window over.
+DEFAULT_HEADROOM = 0.95
+
+
+def _header_float(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number else None  # NaN guard
+
+
+class RatePacer:
+    """Thread-safe pacer: hands out evenly spaced send slots.
+
+    ``rate_limit`` (requests per second) is the caller's own ceiling; the
+    server's ``X-RateLimit-Limit`` lowers it when smaller. With neither known,
+    requests go out unpaced until the first answer announces a limit.
+    :meth:`pause` (called on a 429) holds every thread until ``Retry-After``.
+    """
+
+    def __init__(
+        self, rate_limit: float | None = None, *, headroom: float = DEFAULT_HEADROOM
+    ) -> None:
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError("rate_limit must be positive")
+        self._lock = threading.Lock()
+        self._user_limit = rate_limit
+        self._server_limit: float | None = None
+        self._headroom = headroom
+        self._interval = 0.0
+        self._next = 0.0  # monotonic time of the next free slot
+        self._paused_until = 0.0
+        self._recompute()
+
+    @property
+    def limit(self) -> float | None:
+        """The limit being followed (requests per second), or None while unknown."""
+        limits = [x for x in (self._user_limit, self._server_limit) if x]
+        return min(limits) if limits else None
+
+    @property
+    def user_limit(self) -> float | None:
+        """The caller's own ceiling, if any."""
+        return self._user_limit
+
+    @property
+    def rate(self) -> float | None:
+        """The pace actually kept (a little under :attr:`limit`)."""
+        limit = self.limit
+        return None if limit is None else limit * self._headroom
+
+    @property
+    def paused_until(self) -> float:
+        """Monotonic time until which every thread waits (0 when not paused)."""
+        return self._paused_until
+
+    def _recompute(self) -> None:
+        rate = self.rate
+        self._interval = 1.0 / rate if rate else 0.0
+
+    def acquire(self) -> float:
+        """Block until this thread may send; returns the seconds waited."""
+        started = time.monotonic()
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                slot = max(now, self._paused_until)
+                if self._interval:
+                    slot = max(slot, self._next)
+                    self._next = slot + self._interval
+            wait = slot - now
+            if wait > 0:
+                time.sleep(wait)
+            # A 429 seen by another thread while we slept moves the pause on:
+            # take a fresh slot after it rather than sending into the pause.
+            if self._paused_until <= time.monotonic():
+                return time.monotonic() - started
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Follow the server's ``X-RateLimit-Limit`` / ``-Remaining`` / ``-Reset``.
+
+        ``headers`` must be case-insensitive (a requests response's headers are).
+        """
+        limit = _header_float(headers, "X-RateLimit-Limit")
+        remaining = _header_float(headers, "X-RateLimit-Remaining")
+        reset = _header_float(headers, "X-RateLimit-Reset")
+        if limit is None and remaining is None:
+            return
+        with self._lock:
+            if limit is not None and limit > 0 and limit != self._server_limit:
+                self._server_limit = limit
+                self._recompute()
+            if remaining is not None and remaining <= 0 and reset is not None and reset > 0:
+                # The window is spent (maybe by someone else sharing the
+                # credential): nobody sends before it refills.
+                self._hold(min(reset, 60.0))
+
+    def pause(self, seconds: float) -> None:
+        """Hold every thread for ``seconds`` (a 429's ``Retry-After``)."""
+        with self._lock:
+            self._hold(seconds)
+
+    def _hold(self, seconds: float) -> None:
+        until = time.monotonic() + max(0.0, seconds)
+        if until > self._paused_until:
+            self._paused_until = until
+        # Slots after the pause are spaced again, not released at once.
+        self._next = max(self._next, self._paused_until)
+
+    def __repr__(self) -> str:
+        return f"RatePacer(limit={self.limit!r}, rate={self.rate!r})"

@@ -1,0 +1,697 @@
+"""``synckit.Client``: the one place that speaks HTTP to the Contacts API.
+
+One client is meant to be shared by many threads: it holds one
+``requests.Session`` whose pool fits ``pool_size`` concurrent requests, one
+credential (renewed by one thread at a time), and one rate pacer. Every call
+is bounded in attempts and time; retries follow contract section 6.
+
+Example:
+    >>> import synckit
+    >>> with synckit.serve_sandbox() as sb:                      # doctest: +SKIP
+    ...     with synckit.Client(sb.url, token=sb.token) as client:
+    ...         created = client.create_contact({"email": "ada@example.com"})
+    ...         client.get_contact(created["id"])["email"]
+    'ada@example.com'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from synckit import __version__
+from synckit._ratelimit import RatePacer
+from synckit.errors import (
+    APIError,
+    AuthError,
+    ConfigError,
+    Conflict,
+    RateLimited,
+    ServerError,
+    TransportError,
+    error_from_response,
+)
+
+__all__ = ["CallInfo", "Client"]
+
+log = logging.getLogger("synckit")
+
+_MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# Connection-level failures after which the request may or may not have
+# reached the server: safe to repeat only when the request is idempotent.
+_TRANSIENT_TRANSPORT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+_DEFAULT_SCOPE = "contacts:read contacts:write"
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What happened on one client call (its final outcome, after any retries).
+
+    ``status`` is ``None`` when no answer arrived; ``replayed`` is True when
+    the server answered from its idempotency store (``Idempotent-Replayed``);
+    ``elapsed`` is seconds from the call to its end, waits included.
+
+    Example:
+        >>> CallInfo("GET", "/contacts/ct_1", 200, "req_1", 1, False, 0.01).attempts
+        1
+    """
+
+    method: str
+    path: str
+    status: int | None
+    request_id: str | None
+    attempts: int
+    replayed: bool
+    elapsed: float
+
+
+class _Token:
+    __slots__ = ("expires_at", "generation", "renew_at", "value")
+
+    def __init__(self, value: str, generation: int, renew_at: float, expires_at: float) -> None:
+        self.value = value
+        self.generation = generation
+        self.renew_at = renew_at
+        self.expires_at = expires_at
+
+
+class Client:
+    """Thread-safe client for the Contacts API.
+
+    Credentials: a static ``token`` (API token) or OAuth ``client_id`` +
+    ``client_secret`` (the access token is fetched lazily, cached, renewed
+    shortly before it expires and once after a ``401 unauthorized``).
+
+    Options: ``timeout`` (seconds, or ``(connect, read)``) applies to every
+    request; ``max_retries`` bounds the retries of one call and
+    ``max_retry_time`` the seconds spent retrying it (a started request may
+    still run its ``timeout``); ``rate_limit`` (requests per second) caps the
+    pace for all threads together, and the server's ``X-RateLimit-Limit``
+    lowers it; ``session`` lets you bring your own ``requests.Session`` (its
+    adapters are then left as they are); ``pool_size`` sizes the connection
+    pool (use at least the number of threads sharing the client).
+
+    Example:
+        >>> client = Client("http://127.0.0.1:8765/v1", token="secret")  # no request yet
+        >>> client
+        Client('http://127.0.0.1:8765/v1', auth='token')
+        >>> client.close()
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scope: str = _DEFAULT_SCOPE,
+        timeout: float | tuple[float, float] = 10.0,
+        max_retries: int = 6,
+        max_retry_time: float = 60.0,
+        rate_limit: float | None = None,
+        session: requests.Session | None = None,
+        pool_size: int = 32,
+        user_agent: str | None = None,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 8.0,
+        max_retry_after: float = 60.0,
+    ) -> None:
+        if not base_url or urlsplit(base_url).scheme not in ("http", "https"):
+            raise ConfigError(
+                "base_url must be an http(s) URL such as https://api.example.com/v1, "
+                f"got {base_url!r}"
+            )
+        if token and (client_id or client_secret):
+            raise ConfigError("give either token or client_id + client_secret, not both")
+        if not token and not (client_id and client_secret):
+            if client_id or client_secret:
+                missing = "client_secret" if client_id else "client_id"
+                raise ConfigError(f"OAuth client credentials need {missing} too")
+            raise ConfigError(
+                "no credential: pass token=... (SYNCKIT_TOKEN) or client_id=... and "
+                "client_secret=... (SYNCKIT_CLIENT_ID, SYNCKIT_CLIENT_SECRET)"
+            )
+        if max_retries < 0 or max_retry_time < 0:
+            raise ConfigError("max_retries and max_retry_time must not be negative")
+        if rate_limit is not None and rate_limit <= 0:
+            raise ConfigError("rate_limit must be a positive number of requests per second")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_retry_time = max_retry_time
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self.scope = scope
+        # Secrets live in private attributes that repr never shows.
+        self._static_token = token or None
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._token: _Token | None = None
+        self._token_lock = threading.Lock()
+        self._generation = 0
+        self._pacer = RatePacer(rate_limit)
+        self._local = threading.local()
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            # Our loop owns retries (urllib3's Retry would silently give up
+            # on POST); the pool holds a connection per concurrent thread.
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self._session = session
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": user_agent
+            or f"synckit/{__version__} python-requests/{requests.__version__}",
+        }
+        self._closed = False
+
+    # ------------------------------------------------------------------ setup
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Client:
+        """A client configured from ``SYNCKIT_BASE_URL``, ``SYNCKIT_TOKEN``,
+        ``SYNCKIT_CLIENT_ID`` and ``SYNCKIT_CLIENT_SECRET``; keyword arguments win.
+
+        Credentials given as overrides replace those in the environment.
+
+        Example:
+            >>> client = Client.from_env(rate_limit=50)  # doctest: +SKIP
+            >>> client
+            Client('http://127.0.0.1:8765/v1', auth='token', rate_limit=50)
+        """
+        env = os.environ
+        base_url = overrides.pop("base_url", None) or env.get("SYNCKIT_BASE_URL")
+        if not base_url:
+            raise ConfigError(
+                "no API base URL: set SYNCKIT_BASE_URL (e.g. https://api.example.com/v1)"
+            )
+        cred_keys = ("token", "client_id", "client_secret")
+        if not any(overrides.get(k) for k in cred_keys):
+            token = env.get("SYNCKIT_TOKEN") or None
+            cid = env.get("SYNCKIT_CLIENT_ID") or None
+            secret = env.get("SYNCKIT_CLIENT_SECRET") or None
+            if token and (cid or secret):
+                raise ConfigError(
+                    "both SYNCKIT_TOKEN and SYNCKIT_CLIENT_ID/SYNCKIT_CLIENT_SECRET are set: "
+                    "unset one of them"
+                )
+            overrides.update(token=token, client_id=cid, client_secret=secret)
+        return cls(base_url, **overrides)
+
+    @property
+    def auth_kind(self) -> str:
+        """``"token"`` or ``"oauth"``."""
+        return "token" if self._static_token else "oauth"
+
+    @property
+    def rate_limit(self) -> float | None:
+        """The requests-per-second limit being followed (None while unknown)."""
+        return self._pacer.limit
+
+    @property
+    def last_call(self) -> CallInfo | None:
+        """This thread's last completed call (success or failure), or None."""
+        return getattr(self._local, "call", None)
+
+    def __repr__(self) -> str:
+        user_limit = self._pacer.user_limit
+        extra = f", rate_limit={user_limit!r}" if user_limit else ""
+        return f"Client({self.base_url!r}, auth={self.auth_kind!r}{extra})"
+
+    def close(self) -> None:
+        """Close the connection pool (only when the client created the session)."""
+        self._closed = True
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- endpoints
+
+    def create_contact(
+        self, payload: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /contacts``: the created contact.
+
+        Raises :class:`~synckit.errors.Conflict` (``.existing_id``) when the
+        email or phone belongs to a contact already.
+
+        Example:
+            >>> client.create_contact({"email": "ada@example.com"})["id"]  # doctest: +SKIP
+            'ct_7f3a9c1e2b'
+        """
+        return self._json(
+            self._call("POST", "/contacts", body=payload, idempotency_key=idempotency_key)
+        )
+
+    def get_contact(self, contact_id: str) -> dict[str, Any]:
+        """``GET /contacts/{id}``; :class:`~synckit.errors.NotFound` if absent.
+
+        Example:
+            >>> client.get_contact("ct_7f3a9c1e2b")["email"]  # doctest: +SKIP
+            'ada@example.com'
+        """
+        return self._json(self._call("GET", self._contact_path(contact_id)))
+
+    def update_contact(
+        self, contact_id: str, payload: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """``PATCH /contacts/{id}``: set the given fields (``None`` clears one).
+
+        Example:
+            >>> client.update_contact("ct_7f3a9c1e2b", {"first_name": "Ada"})  # doctest: +SKIP
+            {'id': 'ct_7f3a9c1e2b', 'first_name': 'Ada', ...}
+        """
+        return self._json(
+            self._call(
+                "PATCH",
+                self._contact_path(contact_id),
+                body=payload,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def delete_contact(self, contact_id: str, *, idempotency_key: str | None = None) -> None:
+        """``DELETE /contacts/{id}``.
+
+        Example:
+            >>> client.delete_contact("ct_7f3a9c1e2b")  # doctest: +SKIP
+        """
+        self._call("DELETE", self._contact_path(contact_id), idempotency_key=idempotency_key)
+
+    def find_contacts(
+        self, email: str | None = None, phone_number: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Contacts matching ``email`` and/or ``phone_number`` (``GET /contacts?...``).
+
+        Example:
+            >>> [c["id"] for c in client.find_contacts(email="ada@example.com")]  # doctest: +SKIP
+            ['ct_7f3a9c1e2b']
+        """
+        params: dict[str, str] = {}
+        if email is not None:
+            params["email"] = email
+        if phone_number is not None:
+            params["phone_number"] = phone_number
+        if not params:
+            raise ConfigError("find_contacts needs email or phone_number (iter_contacts lists all)")
+        found: list[dict[str, Any]] = []
+        for page in self._pages(params):
+            found.extend(page)
+        return found
+
+    def iter_contacts(self, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Every contact, oldest first, fetched ``limit`` per page (follows ``next_cursor``).
+
+        Example:
+            >>> sum(1 for _ in client.iter_contacts())  # doctest: +SKIP
+            42
+        """
+        if not 1 <= limit <= 100:
+            raise ConfigError("limit must be between 1 and 100")
+        for page in self._pages({"limit": str(limit)}):
+            yield from page
+
+    def _pages(self, params: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            query = dict(params)
+            if cursor:
+                query["cursor"] = cursor
+            body = self._json(self._call("GET", "/contacts", params=query))
+            data = body.get("data") or []
+            yield list(data)
+            cursor = body.get("next_cursor")
+            if not cursor or cursor in seen:  # a repeating cursor would loop forever
+                return
+            seen.add(cursor)
+
+    @staticmethod
+    def _contact_path(contact_id: str) -> str:
+        if not contact_id or not isinstance(contact_id, str):
+            raise ConfigError(f"contact id must be a non-empty string, got {contact_id!r}")
+        return "/contacts/" + quote(contact_id, safe="")
+
+    @staticmethod
+    def _json(resp: requests.Response) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise APIError(
+                f"HTTP {resp.status_code} answer is not a JSON object",
+                status=resp.status_code,
+                request_id=resp.headers.get("X-Request-Id"),
+            )
+        return body
+
+    # ------------------------------------------------------------------- auth
+
+    def _current_token(self) -> _Token:
+        tok = self._token
+        now = time.monotonic()
+        if tok is not None and now < tok.renew_at:
+            return tok
+        if tok is not None and now < tok.expires_at:
+            # Still valid: one thread renews early, the others carry on.
+            if self._token_lock.acquire(blocking=False):
+                try:
+                    if self._token is tok:
+                        self._fetch_token()
+                finally:
+                    self._token_lock.release()
+            return self._token or tok
+        with self._token_lock:
+            if self._token is tok:
+                self._fetch_token()
+            assert self._token is not None
+            return self._token
+
+    def _renew_after_401(self, failed: _Token) -> None:
+        """Renew unless another thread already replaced the rejected token."""
+        with self._token_lock:
+            if self._token is failed or self._token is None:
+                self._fetch_token()
+
+    def _fetch_token(self) -> None:
+        """Exchange the client credentials (caller holds ``_token_lock``)."""
+        if self._static_token:
+            self._generation += 1
+            self._token = _Token(self._static_token, self._generation, float("inf"), float("inf"))
+            return
+        sent_at = time.monotonic()
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id or "",
+            "client_secret": self._client_secret or "",
+            "scope": self.scope,
+        }
+        try:
+            resp = self._send_with_retries("POST", "/oauth/token", form=form, authenticated=False)
+        except AuthError as err:
+            raise self._explain_token_error(err) from None
+        except APIError as err:
+            if err.code in ("invalid_client", "invalid_scope"):
+                raise self._explain_token_error(err) from None
+            raise
+        body = self._json(resp)
+        value = body.get("access_token")
+        if not isinstance(value, str) or not value:
+            raise AuthError(
+                "the token endpoint answered without an access_token",
+                status=resp.status_code,
+                request_id=resp.headers.get("X-Request-Id"),
+                method="POST",
+                path="/oauth/token",
+            )
+        try:
+            lifetime = float(body.get("expires_in", 7200))
+        except (TypeError, ValueError):
+            lifetime = 7200.0
+        # Renew a tenth of the lifetime early (at most a minute): enough for
+        # a request in flight to arrive before the token dies, even for the
+        # few-second tokens tests use.
+        margin = min(60.0, lifetime * 0.1)
+        self._generation += 1
+        self._token = _Token(
+            value, self._generation, sent_at + lifetime - margin, sent_at + lifetime
+        )
+
+    def _explain_token_error(self, err: APIError) -> AuthError:
+        if err.code == "invalid_scope":
+            hint = (
+                f"the requested scope {self.scope!r} is not enabled on this OAuth application: "
+                "enable it for the application or pass a narrower scope="
+            )
+        elif err.code == "invalid_client":
+            hint = (
+                "the client id or client secret is incorrect: check client_id/client_secret "
+                "(SYNCKIT_CLIENT_ID, SYNCKIT_CLIENT_SECRET)"
+            )
+        else:
+            hint = f"could not obtain an access token: {err.message}"
+        return AuthError(
+            hint,
+            status=err.status,
+            code=err.code,
+            details=err.details,
+            request_id=err.request_id,
+            retryable=False,
+            method=err.method,
+            path=err.path,
+            attempts=err.attempts,
+        )
+
+    # --------------------------------------------------------- the one loop
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> requests.Response:
+        if method in _MUTATING:
+            if idempotency_key is None:
+                # Chosen once, before the loop: every retry repeats the same
+                # logical operation, so the server can replay instead of redo.
+                idempotency_key = f"synckit-{uuid.uuid4().hex}"
+            elif not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
+                raise ConfigError("idempotency_key must be a string of 1 to 255 characters")
+        return self._send_with_retries(
+            method,
+            path,
+            body=body,
+            params=params,
+            idempotency_key=idempotency_key,
+            authenticated=True,
+        )
+
+    def _send_with_retries(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        authenticated: bool,
+    ) -> requests.Response:
+        if self._closed:
+            raise ConfigError("this client is closed")
+        started = time.monotonic()
+        deadline = started + self.max_retry_time
+        # GETs and keyed requests may be repeated after an ambiguous failure;
+        # the token request is harmless to repeat (it only mints a token).
+        idempotent = method == "GET" or idempotency_key is not None or not authenticated
+        url = self.base_url + path
+        attempts = 0
+        retries = 0
+        renewed = False
+        status: int | None = None
+        request_id: str | None = None
+        while True:
+            attempts += 1
+            # Wait for our slot first: a pause (429) must not be spent holding
+            # a token that could expire meanwhile.
+            self._pacer.acquire()
+            headers = dict(self._headers)
+            token: _Token | None = None
+            if authenticated:
+                token = self._current_token()
+                headers["Authorization"] = "Bearer " + token.value
+            if idempotency_key is not None:
+                headers["Idempotency-Key"] = idempotency_key
+            try:
+                resp = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=body,
+                    data=form,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except _TRANSIENT_TRANSPORT as exc:
+                status, request_id = None, None
+                err: APIError = TransportError(
+                    f"no answer from {urlsplit(url).netloc}: {_describe(exc)}",
+                    method=method,
+                    path=path,
+                    attempts=attempts,
+                    retryable=idempotent,
+                )
+                wait = self._backoff(retries) if idempotent else None
+                if wait is not None and self._may_retry(retries, wait, deadline):
+                    self._log_retry(
+                        method, path, "connection error", None, wait, attempts, logging.WARNING
+                    )
+                    retries += 1
+                    time.sleep(wait)
+                    continue
+                self._finish(method, path, None, None, attempts, False, started)
+                raise err from exc
+            except requests.RequestException as exc:
+                self._finish(method, path, None, None, attempts, False, started)
+                raise TransportError(
+                    f"request to {urlsplit(url).netloc} failed: {_describe(exc)}",
+                    method=method,
+                    path=path,
+                    attempts=attempts,
+                    retryable=False,
+                ) from exc
+
+            status = resp.status_code
+            request_id = resp.headers.get("X-Request-Id")
+            self._pacer.observe(resp.headers)
+            if 200 <= status < 300:
+                replayed = resp.headers.get("Idempotent-Replayed", "").lower() == "true"
+                self._finish(method, path, status, request_id, attempts, replayed, started)
+                return resp
+
+            err = error_from_response(
+                status, resp.content, resp.headers, method=method, path=path, attempts=attempts
+            )
+            if (
+                status == 401
+                and authenticated
+                and token is not None
+                and err.code in (None, "unauthorized")
+            ):
+                if self._static_token:
+                    err = _with_message(
+                        err,
+                        f"{err.message} -- the API token was rejected (expired, revoked or wrong): "
+                        "create a new token and set SYNCKIT_TOKEN",
+                    )
+                elif not renewed:
+                    renewed = True
+                    self._renew_after_401(token)
+                    log.info(
+                        "renewed the access token after 401 on %s %s (request_id=%s)",
+                        method,
+                        path,
+                        request_id,
+                    )
+                    continue  # the contract's one repeat; no wait, no retry budget
+                else:
+                    err = _with_message(
+                        err,
+                        f"{err.message} -- still unauthorized with a freshly obtained "
+                        "access token: check that the OAuth application may use this API",
+                    )
+            wait = self._retry_wait(err, idempotent, retries)
+            if wait is not None and self._may_retry(retries, wait, deadline):
+                level = (
+                    logging.INFO if isinstance(err, (RateLimited, Conflict)) else logging.WARNING
+                )
+                self._log_retry(method, path, str(status), request_id, wait, attempts, level)
+                retries += 1
+                if isinstance(err, RateLimited):
+                    # Everyone waits, not just us: the budget is shared.
+                    self._pacer.pause(wait)
+                else:
+                    time.sleep(wait)
+                continue
+            self._finish(method, path, status, request_id, attempts, False, started)
+            raise err
+
+    def _retry_wait(self, err: APIError, idempotent: bool, retries: int) -> float | None:
+        """Seconds to wait before repeating, or None when this error is final."""
+        if isinstance(err, RateLimited):
+            # A 429 was not processed: safe to repeat whatever the method.
+            after = err.retry_after
+            return min(after, self.max_retry_after) if after is not None else self._backoff(retries)
+        if isinstance(err, Conflict) and err.code == "request_in_progress":
+            after = err.retry_after
+            return min(after, self.max_retry_after) if after is not None else self._backoff(retries)
+        if isinstance(err, ServerError) and idempotent:
+            after = err.retry_after
+            return min(after, self.max_retry_after) if after is not None else self._backoff(retries)
+        return None
+
+    def _backoff(self, retries: int) -> float:
+        # Full jitter: threads that failed together do not retry together.
+        return random.uniform(0.0, min(self.backoff_cap, self.backoff_base * (2**retries)))
+
+    def _may_retry(self, retries: int, wait: float, deadline: float) -> bool:
+        return retries < self.max_retries and time.monotonic() + wait <= deadline
+
+    def _log_retry(
+        self,
+        method: str,
+        path: str,
+        status: str,
+        request_id: str | None,
+        wait: float,
+        attempts: int,
+        level: int,
+    ) -> None:
+        log.log(
+            level,
+            "retrying %s %s after %s (request_id=%s) in %.2fs [attempt %d of %d]",
+            method,
+            path,
+            status,
+            request_id or "-",
+            wait,
+            attempts + 1,
+            self.max_retries + 1,
+        )
+
+    def _finish(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        request_id: str | None,
+        attempts: int,
+        replayed: bool,
+        started: float,
+    ) -> None:
+        self._local.call = CallInfo(
+            method, path, status, request_id, attempts, replayed, time.monotonic() - started
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, secret-free description of a transport failure."""
+    text = str(exc)
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _with_message(err: APIError, message: str) -> APIError:
+    err.message = message
+    err.args = (message,)
+    return err
