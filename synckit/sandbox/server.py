@@ -1,0 +1,245 @@
+"""Running the sandbox: Werkzeug's threaded server, a handler that can drop answers, and
+:func:`serve_sandbox`, the context manager tests and notebooks use.
+
+Example:
+    >>> import requests
+    >>> with serve_sandbox() as sb:
+    ...     r = requests.get(sb.url + "/contacts", headers={"Authorization": f"Bearer {sb.token}"})
+    >>> r.status_code
+    200
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from synckit.errors import ConfigError
+from synckit.sandbox.app import DROP_ENVIRON_KEY, SandboxApp
+from synckit.sandbox.config import RequestRecord, SandboxConfig
+from synckit.sandbox.state import READ
+
+__all__ = ["Sandbox", "SandboxServer", "serve_sandbox"]
+
+
+class _Discard:
+    """Stands in for the socket writer of a dropped request: the answer goes nowhere."""
+
+    closed = False
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Handler(WSGIRequestHandler):
+    # Headers and body go out in separate sends; without TCP_NODELAY the
+    # second waits for the client's delayed ACK (~40 ms), see field notes.
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        conns = getattr(self.server, "synckit_connections", None)
+        if conns is not None:
+            conns.add(self.connection)
+
+    def finish(self) -> None:
+        conns = getattr(self.server, "synckit_connections", None)
+        if conns is not None:
+            conns.discard(self.connection)
+        super().finish()
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        environ[DROP_ENVIRON_KEY] = self._drop_answer
+        return environ
+
+    def _drop_answer(self) -> None:
+        # The write is already committed; swap the writer so the status line,
+        # headers and body are discarded, then the server closes the socket
+        # after the request: the client sees the connection end with no answer.
+        real = self.wfile
+        self.wfile = _Discard()  # type: ignore[assignment]
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            real.flush()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server answers unparsable request lines with an HTML page; keep
+        # the contract's promise of a JSON envelope and an X-Request-Id instead.
+        app = getattr(self.server, "app", None)
+        style = getattr(getattr(app, "config", None), "error_style", "contacts")
+        text = message or "Malformed HTTP request"
+        code_name = "bad_request" if code < 500 else "internal_error"
+        inner = {"code": code_name, "message": text}
+        body = json.dumps({"error": inner} if style == "platform" else inner).encode()
+        self.close_connection = True
+        try:
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Request-Id", "req_" + secrets.token_hex(8))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+        except OSError:
+            pass
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        # One line per request would cost more than the request itself.
+        pass
+
+
+class SandboxServer:
+    """The WSGI app bound to a listening socket; ``start()`` serves it from a background thread."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        config.validate()
+        self.config = config
+        self.app = SandboxApp(config)
+        try:
+            self._server: BaseWSGIServer = make_server(
+                config.host, config.port, self.app, threaded=True, request_handler=_Handler
+            )
+        except OSError as exc:
+            self.app.store.close()
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
+        # Keep-alive-free handler threads must not hold up shutdown.
+        self._server.block_on_close = False  # type: ignore[attr-defined]
+        self._server.synckit_connections = set()  # type: ignore[attr-defined]
+        self.port: int = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}/v1"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"synckit-sandbox-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until :meth:`stop` or KeyboardInterrupt."""
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._close()
+
+    def _close(self) -> None:
+        conns: set[socket.socket] = self._server.synckit_connections  # type: ignore[attr-defined]
+        for conn in list(conns):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._server.server_close()
+        self.app.store.close()
+
+
+class Sandbox:
+    """A running sandbox: its base URL, demo credentials, and a window into its state.
+
+    ``config`` is live: assigning e.g. ``sb.config.fail_rate = 0.3`` changes
+    how the next request is answered.
+
+    Example:
+        >>> with serve_sandbox(contact_limit=10) as sb:
+        ...     sb.url.startswith("http://127.0.0.1:"), sb.contacts()
+        (True, [])
+    """
+
+    def __init__(self, server: SandboxServer) -> None:
+        self._server = server
+        self.config: SandboxConfig = server.config
+        self.url: str = server.url
+
+    @property
+    def token(self) -> str:
+        return self.config.token
+
+    @property
+    def client_id(self) -> str:
+        return self.config.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.config.client_secret
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """Every stored contact, oldest first (read straight from the store)."""
+        return self._server.app.store.all()
+
+    def add_token(
+        self, token: str, *, scopes: tuple[str, ...] = (READ,), ttl: float | None = None
+    ) -> None:
+        """Make ``token`` valid with ``scopes``, expiring after ``ttl`` seconds (None = never)."""
+        self._server.app.tokens.add(
+            token, scopes=tuple(scopes), ttl=ttl, owner="added:" + token[:8]
+        )
+
+    def request_log(self) -> list[RequestRecord]:
+        """Every request seen so far, in arrival order."""
+        return self._server.app.request_log()
+
+    def reset(self) -> None:
+        """Forget contacts, issued tokens, idempotency records and the request log."""
+        self._server.app.reset()
+
+    def __repr__(self) -> str:
+        return f"Sandbox(url={self.url!r}, error_style={self.config.error_style!r})"
+
+
+@contextlib.contextmanager
+def serve_sandbox(config: SandboxConfig | None = None, **overrides: Any) -> Iterator[Sandbox]:
+    """Run a sandbox in a background thread for the ``with`` block; yields a :class:`Sandbox`.
+
+    Without ``port`` (in ``config`` or ``overrides``) it listens on a free
+    port. The server stops and its connections close when the block ends.
+
+    Example:
+        >>> with serve_sandbox(error_style="platform", rate_limit=100) as sb:
+        ...     print(sb.url)  # doctest: +ELLIPSIS
+        http://127.0.0.1:.../v1
+    """
+    if config is None:
+        config = SandboxConfig(port=0)
+    if overrides:
+        unknown = set(overrides) - set(SandboxConfig.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown sandbox setting(s): {', '.join(sorted(unknown))}")
+        config = replace(config, **overrides)
+    server = SandboxServer(config)
+    server.start()
+    try:
+        yield Sandbox(server)
+    finally:
+        server.stop()

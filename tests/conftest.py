@@ -1,0 +1,47 @@
+"""Shared fixtures: a real sandbox server on a free loopback port.
+
+``sandbox`` gives each test a fresh default sandbox; ``sandbox_factory``
+starts sandboxes with settings of the test's choosing and stops them all
+when the test ends::
+
+    def test_quota(sandbox_factory):
+        sb = sandbox_factory(contact_limit=1, error_style="platform")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from synckit.sandbox import Sandbox, SandboxConfig, serve_sandbox
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for subprocess servers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """A fresh sandbox with default settings on a free port."""
+    with serve_sandbox() as sb:
+        yield sb
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
+    """Call with SandboxConfig fields (or ``config=``) to start a sandbox; all stop at teardown."""
+    with contextlib.ExitStack() as stack:
+
+        def start(config: SandboxConfig | None = None, **overrides: Any) -> Sandbox:
+            if config is None:
+                overrides.setdefault("port", 0)
+            return stack.enter_context(serve_sandbox(config, **overrides))
+
+        yield start
