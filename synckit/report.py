@@ -1,0 +1,639 @@
+"""The outcome of a sync: one row per input row, one row per problem.
+
+:class:`SyncReport` is what :func:`synckit.upsert` returns. ``rows`` says what
+happened to every input row (indexed by its spreadsheet row number, so it
+joins back to the file); ``errors`` lists every problem, local and remote;
+``failed_input`` holds the input rows to fix and re-send.
+
+Example:
+    >>> rep = SyncReport.from_records(
+    ...     [{"row": 2, "email": "ada@example.com", "status": "created", "contact_id": "ct_1",
+    ...       "http_status": 201, "attempts": 1},
+    ...      {"row": 3, "email": "bad@", "status": "invalid", "error_code": "invalid_email"}],
+    ...     [{"row": 3, "stage": "validate", "field": "email", "code": "invalid_email",
+    ...       "message": "must be a valid email address", "value": "bad@"}],
+    ... )
+    >>> rep.summary()["created"], rep.ok, rep.exit_code()
+    (np.int64(1), False, 1)
+
+Formula escaping in :meth:`SyncReport.to_csv`: a text cell that starts with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return is written with a
+leading ``'`` (OWASP's advice against CSV injection). That includes E.164
+phone numbers: spreadsheets read ``+447911123456`` as a number or formula
+(Excel turns it into ``4.47912E+11``, ``+1-555-0100`` into arithmetic), so the
+quote keeps them as the text they are. A cell that already starts with quotes
+followed by one of those characters gets one more quote, so
+:func:`unescape_formulas` (and :meth:`SyncReport.read_csv`) restore every
+cell exactly.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+
+from synckit.errors import ConfigError
+
+__all__ = [
+    "ABORT_EXIT_PREFIXES",
+    "DRY_RUN_STATUSES",
+    "ERROR_FIELDS",
+    "OK_STATUSES",
+    "PROBLEM_STATUSES",
+    "ROW_FIELDS",
+    "STATUSES",
+    "SyncReport",
+    "escape_formulas",
+    "unescape_formulas",
+]
+
+#: Every row status, in the fixed order summaries and charts use.
+STATUSES: Final = (
+    "created",
+    "updated",
+    "unchanged",
+    "would_create",
+    "would_update",
+    "invalid",
+    "failed",
+    "skipped",
+)
+#: The statuses a real run reports (summary order).
+RUN_STATUSES: Final = ("created", "updated", "unchanged", "invalid", "failed", "skipped")
+#: The statuses a dry run reports (summary order).
+DRY_RUN_STATUSES: Final = (
+    "would_create",
+    "would_update",
+    "unchanged",
+    "invalid",
+    "failed",
+    "skipped",
+)
+#: Statuses that count as success (a dry run's ``would_*`` included).
+OK_STATUSES: Final = frozenset({"created", "updated", "unchanged", "would_create", "would_update"})
+#: Statuses whose input rows go to ``failed_input`` / ``failed_rows()``.
+PROBLEM_STATUSES: Final = ("invalid", "failed", "skipped")
+#: ``aborted`` reasons (lower case prefixes) that mean credentials or permission: exit code 3.
+ABORT_EXIT_PREFIXES: Final = (
+    "auth",
+    "permission",
+    "invalid_client",
+    "invalid_scope",
+    "unauthorized",
+    "insufficient_scope",
+    "forbidden",
+)
+
+#: Columns of ``rows`` (the index is ``row``); a tuple record is ``(row, *ROW_FIELDS)``.
+ROW_FIELDS: Final = (
+    "email",
+    "phone_number",
+    "status",
+    "contact_id",
+    "http_status",
+    "error_code",
+    "error_message",
+    "request_id",
+    "attempts",
+    "changes",
+)
+#: Columns of ``errors``.
+ERROR_FIELDS: Final = (
+    "row",
+    "stage",
+    "field",
+    "code",
+    "message",
+    "value",
+    "http_status",
+    "request_id",
+    "severity",
+)
+
+_STATUS_DTYPE: Final = pd.CategoricalDtype(list(STATUSES))
+# Few distinct values, repeated on many rows: categories cost one small int per row.
+_ROW_CATEGORY_COLS: Final = ("error_code", "error_message", "changes")
+_ROW_INT_COLS: Final = ("http_status", "attempts")
+_ERROR_CATEGORY_COLS: Final = ("stage", "field", "code", "severity")
+
+_COLOURS: Final[Mapping[str, str]] = {
+    "created": "#2e7d32",
+    "updated": "#1565c0",
+    "unchanged": "#757575",
+    "would_create": "#66bb6a",
+    "would_update": "#42a5f5",
+    "invalid": "#ef6c00",
+    "failed": "#c62828",
+    "skipped": "#6d4c41",
+}
+
+# Cells that a spreadsheet would evaluate, possibly behind quotes we added before.
+_FORMULA_RE: Final = re.compile(r"^'*[=+\-@\t\r]")
+_ESCAPED_RE: Final = re.compile(r"^''*[=+\-@\t\r]")
+
+
+def _escape_series(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if cats.dtype.kind not in "OUT" and str(cats.dtype) not in ("str", "string"):
+            return s
+        new = ["'" + c if isinstance(c, str) and _FORMULA_RE.match(c) else c for c in cats]
+        return s.cat.rename_categories(new) if list(new) != list(cats) else s
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        text = s.astype("str") if s.dtype == object else s
+        hit = text.str.match(_FORMULA_RE.pattern, na=False).astype(bool)
+        if not hit.any():
+            return s
+        out = s.astype(object).copy()
+        out[hit] = "'" + text[hit]
+        return out
+    return s
+
+
+def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells a spreadsheet would run as formulas start with ``'``.
+
+    Example:
+        >>> escape_formulas(pd.DataFrame({"a": ["=1+1", "+44", "ok", "'=x"]}))["a"].tolist()
+        ["'=1+1", "'+44", 'ok', "''=x"]
+    """
+    return df.apply(_escape_series) if len(df.columns) else df.copy()
+
+
+def unescape_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`escape_formulas` (for a CSV report read back).
+
+    Example:
+        >>> unescape_formulas(pd.DataFrame({"a": ["'=1+1", "''=x", "'plain"]}))["a"].tolist()
+        ['=1+1', "'=x", "'plain"]
+    """
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            hit = s.astype("str").str.match(_ESCAPED_RE.pattern, na=False).astype(bool)
+            if hit.any():
+                fixed = s.astype(object).copy()
+                fixed[hit] = s[hit].astype("str").str.slice(1)
+                out[col] = fixed.astype(s.dtype)
+    return out
+
+
+def _column(values: Sequence[Any], kind: str) -> pd.Series:
+    if kind == "int":
+        return pd.Series(pd.array(list(values), dtype="Int64"))
+    if kind == "category":
+        return pd.Series(pd.Categorical(values))
+    return pd.Series(values, dtype="str")
+
+
+def _rows_frame(records: Sequence[Mapping[str, Any] | Sequence[Any]]) -> pd.DataFrame:
+    n_fields = len(ROW_FIELDS) + 1
+    columns: dict[str, list[Any]] = {name: [] for name in ("row", *ROW_FIELDS)}
+    if records and not isinstance(records[0], Mapping):
+        # Tuples: (row, email, ..., attempts[, changes]); zip is the fast path for 1M rows.
+        padded = (
+            records
+            if all(len(r) == n_fields for r in records)
+            else [tuple(r) + (None,) * (n_fields - len(r)) for r in records]
+        )
+        for name, values in zip(columns, zip(*padded, strict=True), strict=True):
+            columns[name] = list(values)
+    else:
+        for rec in records:
+            assert isinstance(rec, Mapping)
+            unknown = set(rec) - set(columns)
+            if unknown:
+                raise ValueError(f"unknown row record keys: {sorted(unknown)}")
+            for name, col in columns.items():
+                col.append(rec.get(name))
+    bad = sorted(str(s) for s in set(columns["status"]) if s not in STATUSES)
+    if bad:
+        raise ValueError(f"unknown row status {bad!r}; expected one of {STATUSES}")
+    changes = ["" if v is None else v for v in columns["changes"]]
+    data: dict[str, pd.Series] = {
+        "email": _column(columns["email"], "str"),
+        "phone_number": _column(columns["phone_number"], "str"),
+        "status": pd.Series(pd.Categorical(columns["status"], dtype=_STATUS_DTYPE)),
+        "contact_id": _column(columns["contact_id"], "str"),
+        "http_status": _column(columns["http_status"], "int"),
+        "error_code": _column(columns["error_code"], "category"),
+        "error_message": _column(columns["error_message"], "category"),
+        "request_id": _column(columns["request_id"], "str"),
+        "attempts": _column(columns["attempts"], "int"),
+        "changes": _column(changes, "category"),
+    }
+    frame = pd.DataFrame(data)
+    frame.index = pd.Index(pd.array(columns["row"], dtype="int64"), name="row")
+    if not frame.index.is_monotonic_increasing:
+        frame = frame.sort_index(kind="stable")
+    return frame
+
+
+def _errors_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    columns: dict[str, list[Any]] = {name: [] for name in ERROR_FIELDS}
+    for rec in records:
+        unknown = set(rec) - set(columns)
+        if unknown:
+            raise ValueError(f"unknown error record keys: {sorted(unknown)}")
+        for name, col in columns.items():
+            col.append(rec.get(name))
+    columns["severity"] = [v or "error" for v in columns["severity"]]
+    columns["value"] = [None if v is None else str(v) for v in columns["value"]]
+    data: dict[str, pd.Series] = {
+        "row": pd.Series(pd.array(columns["row"], dtype="Int64")),
+        "stage": _column(columns["stage"], "category"),
+        "field": _column(columns["field"], "category"),
+        "code": _column(columns["code"], "category"),
+        "message": _column(columns["message"], "category"),
+        "value": _column(columns["value"], "str"),
+        "http_status": _column(columns["http_status"], "int"),
+        "request_id": _column(columns["request_id"], "str"),
+        "severity": _column(columns["severity"], "category"),
+    }
+    frame = pd.DataFrame(data)
+    return frame.sort_values("row", kind="stable", ignore_index=True)
+
+
+def _clean(value: Any) -> Any:
+    """None for NA/NaN, the value otherwise."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value
+
+
+def _fmt_time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(eq=False)
+class SyncReport:
+    """Every input row's outcome and every problem of one sync run.
+
+    ``rows`` is indexed by ``row`` (the spreadsheet row number) with columns
+    :data:`ROW_FIELDS`; ``errors`` has columns :data:`ERROR_FIELDS`;
+    ``failed_input`` holds the input rows whose status is invalid, failed or
+    skipped. ``aborted`` is ``None`` or why the run stopped early: a reason
+    starting with ``auth`` or ``permission`` (or an OAuth/API code such as
+    ``invalid_client``, ``unauthorized``, ``forbidden``, ``insufficient_scope``)
+    means credentials or permission and makes :meth:`exit_code` 3; anything
+    else (``"interrupted"``) counts like the skipped rows it leaves.
+
+    Example:
+        >>> rep = SyncReport.from_records([(2, "a@example.com", None, "created", "ct_1", 201,
+        ...                                 None, None, "req_1", 1, "")], [])
+        >>> rep.ok, int(rep.summary().sum())
+        (True, 1)
+    """
+
+    rows: pd.DataFrame
+    errors: pd.DataFrame
+    failed_input: pd.DataFrame | None = None
+    run_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    dry_run: bool = False
+    aborted: str | None = None
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_records(
+        cls,
+        rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+        errors: Iterable[Mapping[str, Any]],
+        **meta: Any,
+    ) -> SyncReport:
+        """Build a report from the plain records an engine accumulates.
+
+        ``rows``: dicts with keys ``row`` and :data:`ROW_FIELDS` (missing keys
+        are empty), or tuples ``(row, email, phone_number, status, contact_id,
+        http_status, error_code, error_message, request_id, attempts[,
+        changes])``. ``errors``: dicts with keys :data:`ERROR_FIELDS`
+        (``severity`` defaults to ``"error"``). ``meta``: the other fields
+        (``failed_input``, ``run_id``, ``started_at``, ``finished_at``,
+        ``dry_run``, ``aborted``). Rows come out sorted by row number.
+
+        Example:
+            >>> SyncReport.from_records([{"row": 5, "status": "skipped"}], [],
+            ...                         aborted="interrupted").exit_code()
+            1
+        """
+        return cls(rows=_rows_frame(list(rows)), errors=_errors_frame(errors), **meta)
+
+    @classmethod
+    def empty(cls, **meta: Any) -> SyncReport:
+        """A report with no rows (an empty input).
+
+        Example:
+            >>> SyncReport.empty().ok
+            True
+        """
+        return cls.from_records([], [], **meta)
+
+    # ------------------------------------------------------------------ summaries
+    def _statuses(self) -> tuple[str, ...]:
+        base = DRY_RUN_STATUSES if self.dry_run else RUN_STATUSES
+        present = set(self.rows["status"].dropna().unique()) if len(self.rows) else set()
+        return (*base, *(s for s in STATUSES if s in present and s not in base))
+
+    def summary(self) -> pd.Series:
+        """Row counts by status: every status of this kind of run, zeros too, in a fixed order.
+
+        A real run lists created, updated, unchanged, invalid, failed, skipped;
+        a dry run would_create, would_update, unchanged, invalid, failed, skipped.
+
+        Example:
+            >>> SyncReport.empty().summary().to_dict()
+            {'created': 0, 'updated': 0, 'unchanged': 0, 'invalid': 0, 'failed': 0, 'skipped': 0}
+        """
+        counts = self.rows["status"].value_counts(sort=False)
+        order = list(self._statuses())
+        out = counts.reindex(order, fill_value=0).astype("int64")
+        out.index = pd.Index(order, name="status")
+        out.name = "count"
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """:meth:`summary` as a plain dict (for logs and the ledger).
+
+        Example:
+            >>> SyncReport.empty(dry_run=True).counts()["would_create"]
+            0
+        """
+        return {str(k): int(v) for k, v in self.summary().items()}
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was created, updated or unchanged (dry run: would be) and
+        the run was not aborted."""
+        if self.aborted:
+            return False
+        statuses = self.rows["status"]
+        return bool(statuses.isin(list(OK_STATUSES)).all())
+
+    def exit_code(self) -> int:
+        """The CLI's exit code: 0 ok, 1 some rows invalid/failed/skipped (or aborted for
+        another reason, e.g. interrupted), 3 aborted for credentials or permission
+        (``aborted`` starts with one of :data:`ABORT_EXIT_PREFIXES`, case-insensitive).
+
+        Example:
+            >>> SyncReport.empty(aborted="permission_denied: 403 forbidden").exit_code()
+            3
+        """
+        if self.aborted and self.aborted.strip().lower().startswith(ABORT_EXIT_PREFIXES):
+            return 3
+        return 0 if self.ok else 1
+
+    def failed_rows(self) -> pd.DataFrame:
+        """The input rows whose status is invalid, failed or skipped, ready to fix and re-send.
+
+        Uses ``failed_input`` (the rows as given); without it, the report's own
+        ``email`` and ``phone_number`` of those rows.
+
+        Example:
+            >>> SyncReport.from_records([{"row": 2, "email": "x@", "status": "invalid"}],
+            ...                         []).failed_rows()["email"].tolist()
+            ['x@']
+        """
+        if self.failed_input is not None:
+            return self.failed_input.copy()
+        mask = self.rows["status"].isin(list(PROBLEM_STATUSES))
+        return self.rows.loc[mask, ["email", "phone_number"]].copy()
+
+    def to_dict(self, *, max_errors: int = 20) -> dict[str, Any]:
+        """Run id, times, counts, aborted, exit code and the first problems (for JSON logs).
+
+        Errors carry row, stage, field, code, message, http status and request id,
+        never the offending value (it is personal data).
+
+        Example:
+            >>> SyncReport.empty(run_id="r1").to_dict()["run_id"]
+            'r1'
+        """
+        duration = None
+        if self.started_at is not None and self.finished_at is not None:
+            duration = round((self.finished_at - self.started_at).total_seconds(), 3)
+        errs = self.errors
+        by_code = errs["code"].value_counts(sort=True) if len(errs) else pd.Series(dtype="int64")
+        first: list[dict[str, Any]] = []
+        for rec in errs.head(max_errors).to_dict("records"):
+            item = {k: _clean(rec[k]) for k in ERROR_FIELDS if k != "value"}
+            for k in ("row", "http_status"):
+                if item[k] is not None:
+                    item[k] = int(item[k])
+            first.append(item)
+        return {
+            "run_id": self.run_id,
+            "started_at": _fmt_time(self.started_at),
+            "finished_at": _fmt_time(self.finished_at),
+            "duration_s": duration,
+            "dry_run": self.dry_run,
+            "aborted": self.aborted,
+            "rows": len(self.rows),
+            "counts": self.counts(),
+            "ok": self.ok,
+            "exit_code": self.exit_code(),
+            "error_counts": {str(k): int(v) for k, v in by_code.items() if v},
+            "errors": first,
+        }
+
+    # ------------------------------------------------------------------ files
+    def _csv_frame(self) -> pd.DataFrame:
+        return self.rows.reset_index()
+
+    def to_csv(self, path: str | Path, *, escape: bool = True) -> Path:
+        """Write ``rows`` as CSV with a ``row`` column; returns the path.
+
+        With ``escape`` (the default), text cells starting with ``= + - @``, a tab
+        or a CR get a leading ``'`` so spreadsheets show them instead of running
+        them (E.164 phones too, see the module docs); :meth:`read_csv` undoes it.
+
+        Example:
+            >>> import tempfile, os
+            >>> rep = SyncReport.from_records([{"row": 2, "email": "=cmd()", "status": "failed"}],
+            ...                               [])
+            >>> p = rep.to_csv(os.path.join(tempfile.mkdtemp(), "r.csv"))
+            >>> p.read_text().splitlines()[1].split(",")[:2]
+            ['2', "'=cmd()"]
+        """
+        out = Path(path)
+        frame = self._csv_frame()
+        if escape:
+            frame = escape_formulas(frame)
+        # CRLF line ends (RFC 4180) make the writer quote cells holding a bare CR,
+        # which a reader would otherwise take for a line break.
+        frame.to_csv(out, index=False, lineterminator="\r\n")
+        return out
+
+    @staticmethod
+    def read_csv(path: str | Path) -> pd.DataFrame:
+        """Read a CSV written by :meth:`to_csv` back: index ``row``, escapes undone.
+
+        Example:
+            >>> import tempfile, os
+            >>> rep = SyncReport.from_records([{"row": 2, "phone_number": "+447911123456",
+            ...                                 "status": "created"}], [])
+            >>> p = rep.to_csv(os.path.join(tempfile.mkdtemp(), "r.csv"))
+            >>> SyncReport.read_csv(p).loc[2, "phone_number"]
+            '+447911123456'
+        """
+        text_cols = [c for c in ROW_FIELDS if c not in _ROW_INT_COLS]
+        frame = pd.read_csv(
+            path,
+            dtype={**{c: "str" for c in text_cols}, "http_status": "Int64", "attempts": "Int64"},
+            keep_default_na=False,
+            na_values={c: [""] for c in (*text_cols, *_ROW_INT_COLS) if c != "changes"},
+        )
+        frame = unescape_formulas(frame)
+        frame["status"] = frame["status"].astype(_STATUS_DTYPE)
+        for col in _ROW_CATEGORY_COLS:
+            if col in frame:
+                frame[col] = frame[col].astype("category")
+        return frame.set_index("row")
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write ``rows`` (index ``row``, dtypes kept) as Parquet; needs pyarrow.
+
+        Example:
+            >>> import tempfile, os
+            >>> p = SyncReport.empty().to_parquet(os.path.join(tempfile.mkdtemp(), "r.parquet"))
+            >>> p.suffix
+            '.parquet'
+        """
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                "writing a Parquet report needs pyarrow: pip install 'synckit[parquet]' "
+                "(or write CSV with to_csv)"
+            ) from exc
+        out = Path(path)
+        self.rows.to_parquet(out, engine="pyarrow", index=True)
+        return out
+
+    # ------------------------------------------------------------------ display
+    def plot(self, ax: Any = None) -> Any:
+        """Horizontal bar chart of the outcome counts (matplotlib); returns the Axes.
+
+        Example:
+            >>> ax = SyncReport.empty().plot()  # doctest: +SKIP
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ConfigError("plot() needs matplotlib: pip install 'synckit[notebook]'") from exc
+        counts = self.summary()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 0.35 * len(counts) + 0.8))
+        labels = list(counts.index)[::-1]
+        values = [int(counts[s]) for s in labels]
+        ax.barh(labels, values, color=[_COLOURS.get(s, "#999999") for s in labels])
+        for y, v in enumerate(values):
+            ax.text(v, y, f" {v:,}", va="center", fontsize=9)
+        title = "Dry run: planned outcomes" if self.dry_run else "Sync outcomes"
+        if self.aborted:
+            title += f" (aborted: {self.aborted})"
+        ax.set_title(title)
+        ax.set_xlabel("rows")
+        ax.margins(x=0.15)
+        return ax
+
+    def _header(self) -> str:
+        parts = ["SyncReport"]
+        if self.run_id:
+            parts.append(f"run {self.run_id}")
+        if self.dry_run:
+            parts.append("DRY RUN")
+        parts.append(f"{len(self.rows):,} rows")
+        if self.started_at is not None and self.finished_at is not None:
+            secs = (self.finished_at - self.started_at).total_seconds()
+            parts.append(f"{secs:.1f} s")
+        return " · ".join(parts)
+
+    def __repr__(self) -> str:
+        counts = self.summary()
+        width = max((len(s) for s in counts.index), default=0)
+        lines = [self._header()]
+        lines += [f"  {s:<{width}}  {int(n):>9,}" for s, n in counts.items()]
+        if self.aborted:
+            lines.append(f"  aborted: {self.aborted}")
+        if len(self.errors):
+            codes = self.errors["code"].value_counts()
+            shown = ", ".join(f"{k} ×{int(v)}" for k, v in codes.head(6).items() if v)
+            lines.append(f"  problems: {len(self.errors):,} ({shown})")
+        lines.append(f"  exit code {self.exit_code()}")
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        counts = self.summary()
+        total = max(int(counts.sum()), 1)
+        out: list[str] = [
+            '<div class="synckit-report" style="font-family:sans-serif;font-size:13px">'
+        ]
+        out.append(f"<div><b>{esc(self._header())}</b></div>")
+        if self.aborted:
+            out.append(
+                f'<div style="color:#c62828;margin:2px 0"><b>aborted:</b> {esc(self.aborted)}</div>'
+            )
+        out.append('<table style="border-collapse:collapse;margin:4px 0">')
+        for status, n in counts.items():
+            colour = _COLOURS.get(str(status), "#999")
+            pct = 100.0 * int(n) / total
+            badge = (
+                f'<span style="background:{colour};color:#fff;border-radius:8px;'
+                f'padding:1px 7px;font-size:12px">{esc(str(status))}</span>'
+            )
+            bar = (
+                f'<div style="background:{colour};height:10px;width:{pct:.1f}%;'
+                'min-width:1px;border-radius:2px"></div>'
+                if n
+                else ""
+            )
+            out.append(
+                f'<tr><td style="padding:1px 6px">{badge}</td>'
+                f'<td style="padding:1px 6px;text-align:right">{int(n):,}</td>'
+                f'<td style="padding:1px 6px;width:220px">'
+                f'<div style="background:#eee;width:200px;border-radius:2px">{bar}</div></td></tr>'
+            )
+        out.append("</table>")
+        if len(self.errors):
+            out.append(f"<div><b>Problems</b> ({len(self.errors):,}), first rows of each:</div>")
+            cols = ("row", "field", "message", "value", "http_status", "request_id")
+            grouped = self.errors.groupby("code", observed=True, sort=False, dropna=False)
+            for code, group in grouped:
+                sev = str(group["severity"].iloc[0]) if len(group) else "error"
+                colour = "#ef6c00" if sev == "warning" else "#c62828"
+                out.append(
+                    f'<div style="margin-top:4px"><code style="color:{colour}">'
+                    f"{esc(str(code))}</code> × {len(group):,}</div>"
+                )
+                out.append('<table style="border-collapse:collapse;font-size:12px">')
+                out.append(
+                    "<tr>"
+                    + "".join(f'<th style="text-align:left;padding:1px 6px">{c}</th>' for c in cols)
+                    + "</tr>"
+                )
+                for rec in group.head(3).itertuples(index=False):
+                    cells = []
+                    for c in cols:
+                        v = getattr(rec, c)
+                        text = (
+                            "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+                        )
+                        if len(text) > 80:
+                            text = text[:77] + "..."
+                        cells.append(f'<td style="padding:1px 6px">{esc(text)}</td>')
+                    out.append("<tr>" + "".join(cells) + "</tr>")
+                out.append("</table>")
+        out.append(f"<div style='color:#666'>exit code {self.exit_code()}</div></div>")
+        return "".join(out)
