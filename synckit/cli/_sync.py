@@ -1,0 +1,252 @@
+"""``synckit sync FILE``: validate a contacts CSV and upsert it, writing a row-by-row report.
+
+Thin: parses options (command line, then ``--config`` TOML, then environment),
+builds a :class:`~synckit.client.Client`, streams the file through
+:func:`synckit.upsert`, prints the summary and writes the report CSV.
+Secrets come only from the environment (``SYNCKIT_TOKEN``,
+``SYNCKIT_CLIENT_SECRET``, or the variables ``--token-env`` /
+``--client-secret-env`` name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from synckit.errors import ConfigError, InputError
+
+#: Rows per chunk read from the file: bounded memory for files of any size.
+DEFAULT_CHUNK_ROWS = 50_000
+
+# Option -> default, for values neither the command line nor the config gives.
+_DEFAULTS: dict[str, Any] = {
+    "base_url": None,
+    "token_env": None,
+    "client_id": None,
+    "client_secret_env": None,
+    "map": None,
+    "region": "US",
+    "batch_size": 100,
+    "workers": 8,
+    "report": None,
+    "dry_run": False,
+    "no_progress": False,
+    "state": None,
+    "retry_failed": False,
+    "allow_resubscribe": False,
+    "log_format": "text",
+    "chunk_size": DEFAULT_CHUNK_ROWS,
+}
+
+log = logging.getLogger("synckit")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``sync`` subcommand."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "sync",
+        help="validate a contacts CSV and upsert it to the Contacts API",
+        description=(
+            "Validate FILE locally, create or update every valid row in the Contacts API, "
+            "print a summary and write one report row per input row (default: "
+            "<stem>.report.csv beside FILE). Exit codes: 0 all rows created/updated/unchanged, "
+            "1 some rows invalid, failed or skipped, 2 usage/configuration/unreadable input "
+            "or state locked, 3 run aborted (credentials, permission), 130 interrupted."
+        ),
+    )
+    p.add_argument("file", metavar="FILE", help="contacts CSV")
+    # Every option defaults to None so the --config file can fill what is not given.
+    p.add_argument("--base-url", metavar="URL", help="API base URL (env SYNCKIT_BASE_URL)")
+    p.add_argument(
+        "--token-env", metavar="VAR", help="environment variable holding an API token "
+        "(default SYNCKIT_TOKEN)",
+    )  # fmt: skip
+    p.add_argument("--client-id", metavar="ID", help="OAuth client id (env SYNCKIT_CLIENT_ID)")
+    p.add_argument(
+        "--client-secret-env", metavar="VAR",
+        help="environment variable holding the OAuth client secret (default SYNCKIT_CLIENT_SECRET)",
+    )  # fmt: skip
+    p.add_argument(
+        "--map", action="append", metavar="SRC=FIELD",
+        help="map a CSV header to a contract field (repeatable), e.g. 'E-mail Address=email'",
+    )  # fmt: skip
+    p.add_argument("--region", metavar="R", help="default region for national phone numbers (US)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="rows per batch (100)")
+    p.add_argument("--workers", type=int, metavar="N", help="concurrent requests (8)")
+    p.add_argument("--chunk-size", type=int, metavar="N", help="rows read per chunk (50000)")
+    p.add_argument("--report", metavar="PATH", help="report CSV (default <stem>.report.csv)")
+    p.add_argument(
+        "--dry-run", action="store_true", default=None,
+        help="send no write: look every row up and report the plan",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-progress", action="store_true", default=None, help="no progress bar"
+    )
+    p.add_argument("--state", metavar="PATH", help="SQLite state ledger (incremental runs)")
+    p.add_argument(
+        "--retry-failed", action="store_true", default=None,
+        help="with --state: re-send only the rows that failed or were skipped last time",
+    )  # fmt: skip
+    p.add_argument(
+        "--allow-resubscribe", action="store_true", default=None,
+        help="let updates opt people back in after they unsubscribed",
+    )  # fmt: skip
+    p.add_argument("--config", metavar="PATH", help="TOML file with any of these options")
+    p.add_argument("--log-format", choices=("text", "json"), help="log line format (text)")
+    p.set_defaults(func=run)
+
+
+def _merge_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Command line wins, then the config file, then the defaults."""
+    opts = {name: getattr(args, name, None) for name in _DEFAULTS}
+    if args.config:
+        from synckit.config import load_config
+
+        loaded = load_config(args.config)
+        unknown = sorted(set(loaded) - set(_DEFAULTS))
+        if unknown:
+            raise ConfigError(
+                f"{args.config}: unknown option(s) for sync: {', '.join(unknown)}"
+            )
+        for name, value in loaded.items():
+            if opts.get(name) is None:
+                opts[name] = value
+    for name, value in _DEFAULTS.items():
+        if opts.get(name) is None:
+            opts[name] = value
+    return opts
+
+
+def _mapping(pairs: Any) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    if isinstance(pairs, dict):
+        return {str(k): str(v) for k, v in pairs.items()}
+    out: dict[str, str] = {}
+    for pair in pairs if isinstance(pairs, list) else [pairs]:
+        src, sep, dst = str(pair).rpartition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise ConfigError(f"--map takes SRC=FIELD, got {pair!r}")
+        out[src.strip()] = dst.strip()
+    return out
+
+
+def make_client(opts: dict[str, Any]) -> Any:
+    """The API client the options describe; secrets only from the environment."""
+    from synckit.client import Client
+
+    env = os.environ
+    base_url = opts.get("base_url") or env.get("SYNCKIT_BASE_URL")
+    if not base_url:
+        raise ConfigError("no API base URL: pass --base-url or set SYNCKIT_BASE_URL")
+    token_env = opts.get("token_env")
+    client_id = opts.get("client_id")
+    secret_env = opts.get("client_secret_env")
+    if token_env and (client_id or secret_env):
+        raise ConfigError("give --token-env or --client-id/--client-secret-env, not both")
+    if token_env:
+        token = env.get(token_env)
+        if not token:
+            raise ConfigError(f"--token-env {token_env}: that environment variable is not set")
+        return Client(base_url, token=token)
+    if client_id or secret_env:
+        client_id = client_id or env.get("SYNCKIT_CLIENT_ID")
+        secret_var = secret_env or "SYNCKIT_CLIENT_SECRET"
+        secret = env.get(secret_var)
+        if not client_id:
+            raise ConfigError("OAuth needs a client id: --client-id or SYNCKIT_CLIENT_ID")
+        if not secret:
+            raise ConfigError(f"OAuth needs the client secret in the environment variable {secret_var}")
+        return Client(base_url, client_id=client_id, client_secret=secret)
+    token = env.get("SYNCKIT_TOKEN")
+    if token:
+        return Client(base_url, token=token)
+    cid, secret = env.get("SYNCKIT_CLIENT_ID"), env.get("SYNCKIT_CLIENT_SECRET")
+    if cid and secret:
+        return Client(base_url, client_id=cid, client_secret=secret)
+    raise ConfigError(
+        "no credentials: set SYNCKIT_TOKEN (or --token-env VAR), or SYNCKIT_CLIENT_ID and "
+        "SYNCKIT_CLIENT_SECRET (or --client-id ID --client-secret-env VAR)"
+    )
+
+
+def _write(report: Any, path: Path, fmt: str) -> None:
+    report.to_csv(path)
+    if fmt != "json":
+        print(f"report written to {path}", file=sys.stderr)
+
+
+def _print_summary(report: Any, source: Path) -> None:
+    print(f"synckit sync {source}")
+    print(report)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse, sync, print, write; returns the exit code."""
+    from synckit.io import read_csv
+    from synckit.sync import default_report_path, last_report, upsert
+
+    opts = _merge_config(args)
+    fmt = str(opts["log_format"])
+    if fmt not in ("text", "json"):
+        raise ConfigError("log_format must be text or json")
+    try:
+        from synckit.config import configure_logging
+    except ImportError:  # pragma: no cover - config module not there yet
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    else:
+        configure_logging(fmt=fmt)
+
+    source = Path(args.file)
+    if not source.is_file():
+        raise InputError("no such file", path=str(source))
+    report_path = Path(opts["report"]) if opts["report"] else default_report_path(source)
+    for name in ("batch_size", "workers", "chunk_size"):
+        if int(opts[name]) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    if opts["retry_failed"] and not opts["state"]:
+        raise ConfigError("--retry-failed needs --state PATH (the ledger of earlier runs)")
+
+    client = make_client(opts)
+    chunks = read_csv(source, columns=_mapping(opts["map"]), chunksize=int(opts["chunk_size"]))
+    try:
+        report = upsert(
+            chunks,
+            client,
+            batch_size=int(opts["batch_size"]),
+            workers=int(opts["workers"]),
+            dry_run=bool(opts["dry_run"]),
+            progress=not opts["no_progress"],
+            default_region=str(opts["region"]),
+            state=opts["state"],
+            retry_failed=bool(opts["retry_failed"]),
+            allow_resubscribe=bool(opts["allow_resubscribe"]),
+        )
+    except KeyboardInterrupt as exc:
+        interrupted = getattr(exc, "report", None) or last_report()
+        if interrupted is not None:
+            _print_summary(interrupted, source)
+            _write(interrupted, report_path, fmt)
+            _log_result(interrupted, source, report_path)
+        print("synckit: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        client.close()
+    _print_summary(report, source)
+    _write(report, report_path, fmt)
+    _log_result(report, source, report_path)
+    return int(report.exit_code())
+
+
+def _log_result(report: Any, source: Path, report_path: Path) -> None:
+    summary = report.to_dict()
+    log.info(
+        "sync of %s: %s",
+        source,
+        ", ".join(f"{k} {v}" for k, v in summary["counts"].items()),
+        extra={**summary, "source": str(source), "report_path": str(report_path)},
+    )
