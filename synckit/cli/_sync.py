@@ -83,9 +83,7 @@ def register(subparsers: Any) -> None:
         "--dry-run", action="store_true", default=None,
         help="send no write: look every row up and report the plan",
     )  # fmt: skip
-    p.add_argument(
-        "--no-progress", action="store_true", default=None, help="no progress bar"
-    )
+    p.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
     p.add_argument("--state", metavar="PATH", help="SQLite state ledger (incremental runs)")
     p.add_argument(
         "--retry-failed", action="store_true", default=None,
@@ -109,9 +107,7 @@ def _merge_config(args: argparse.Namespace) -> dict[str, Any]:
         loaded = load_config(args.config)
         unknown = sorted(set(loaded) - set(_DEFAULTS))
         if unknown:
-            raise ConfigError(
-                f"{args.config}: unknown option(s) for sync: {', '.join(unknown)}"
-            )
+            raise ConfigError(f"{args.config}: unknown option(s) for sync: {', '.join(unknown)}")
         for name, value in loaded.items():
             if opts.get(name) is None:
                 opts[name] = value
@@ -160,7 +156,9 @@ def make_client(opts: dict[str, Any]) -> Any:
         if not client_id:
             raise ConfigError("OAuth needs a client id: --client-id or SYNCKIT_CLIENT_ID")
         if not secret:
-            raise ConfigError(f"OAuth needs the client secret in the environment variable {secret_var}")
+            raise ConfigError(
+                f"OAuth needs the client secret in the environment variable {secret_var}"
+            )
         return Client(base_url, client_id=client_id, client_secret=secret)
     token = env.get("SYNCKIT_TOKEN")
     if token:
