@@ -72,8 +72,10 @@ _JSON_TYPES = ("application/json",)
 
 
 class _Request(Request):
-    # Werkzeug enforces this while reading the body, chunked bodies included.
-    max_content_length = MAX_BODY_BYTES
+    # Werkzeug refuses a larger Content-Length outright, but a chunked body is
+    # only cut off at the limit; one byte of headroom lets _read_body tell
+    # "exactly the limit" from "more than the limit".
+    max_content_length = MAX_BODY_BYTES + 1
     max_form_memory_size = MAX_BODY_BYTES
 
 
@@ -339,9 +341,10 @@ class SandboxApp:
             if cfg.latency_ms > 0:
                 time.sleep(cfg.latency_ms / 1000)
             fault = self._fault()
-            if fault is not None:
-                return fault
-            answer = self._endpoints[f"{endpoint}:{request.method}"](request, body, **args)
+            if fault is None:
+                answer = self._endpoints[f"{endpoint}:{request.method}"](request, body, **args)
+            else:
+                answer = fault
         except BaseException:
             if key is not None:
                 self.idempotency.abandon(grant.owner, key)
@@ -416,7 +419,10 @@ class SandboxApp:
 
     def _read_body(self, request: Request) -> bytes:
         try:
-            return request.get_data(cache=True)
+            body = request.get_data(cache=True)
+            if len(body) > MAX_BODY_BYTES:
+                raise RequestEntityTooLarge()
+            return body
         except RequestEntityTooLarge:
             raise _Reject(
                 self._error(

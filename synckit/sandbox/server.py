@@ -87,6 +87,9 @@ class _Handler(WSGIRequestHandler):
         inner = {"code": code_name, "message": text}
         body = json.dumps({"error": inner} if style == "platform" else inner).encode()
         self.close_connection = True
+        # Garbage request lines are read as HTTP/0.9, which has no status line
+        # or headers; answer as HTTP/1.0 so the client sees a status.
+        self.request_version = "HTTP/1.0"
         try:
             self.send_response(code, message)
             self.send_header("Content-Type", "application/json")
