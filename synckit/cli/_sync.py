@@ -11,7 +11,6 @@ Secrets come only from the environment (``SYNCKIT_TOKEN``,
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -41,8 +40,6 @@ _DEFAULTS: dict[str, Any] = {
     "log_format": "text",
     "chunk_size": DEFAULT_CHUNK_ROWS,
 }
-
-log = logging.getLogger("synckit")
 
 
 def register(subparsers: Any) -> None:
@@ -192,12 +189,9 @@ def run(args: argparse.Namespace) -> int:
     fmt = str(opts["log_format"])
     if fmt not in ("text", "json"):
         raise ConfigError("log_format must be text or json")
-    try:
-        from synckit.config import configure_logging
-    except ImportError:  # pragma: no cover - config module not there yet
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    else:
-        configure_logging(fmt=fmt)
+    from synckit.config import configure_logging
+
+    configure_logging(fmt=fmt)
 
     source = Path(args.file)
     if not source.is_file():
@@ -229,22 +223,20 @@ def run(args: argparse.Namespace) -> int:
         if interrupted is not None:
             _print_summary(interrupted, source)
             _write(interrupted, report_path, fmt)
-            _log_result(interrupted, source, report_path)
+            _log_result(interrupted, fmt)
         print("synckit: interrupted", file=sys.stderr)
         return 130
     finally:
         client.close()
     _print_summary(report, source)
     _write(report, report_path, fmt)
-    _log_result(report, source, report_path)
+    _log_result(report, fmt)
     return int(report.exit_code())
 
 
-def _log_result(report: Any, source: Path, report_path: Path) -> None:
-    summary = report.to_dict()
-    log.info(
-        "sync of %s: %s",
-        source,
-        ", ".join(f"{k} {v}" for k, v in summary["counts"].items()),
-        extra={**summary, "source": str(source), "report_path": str(report_path)},
-    )
+def _log_result(report: Any, fmt: str) -> None:
+    from synckit.config import log_report
+
+    # JSON logs carry every problem (with request ids); on a terminal the
+    # printed summary already shows them, one log line is enough.
+    log_report(report, max_errors=50 if fmt == "json" else 0)
