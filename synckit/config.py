@@ -53,6 +53,7 @@ _TYPES: Final[Mapping[str, type | tuple[type, ...]]] = {
     "region": str,
     "batch_size": int,
     "workers": int,
+    "chunk_size": int,
     "report": str,
     "dry_run": bool,
     "no_progress": bool,
@@ -159,7 +160,7 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             )
         out[key] = value
 
-    for key in ("batch_size", "workers"):
+    for key in ("batch_size", "workers", "chunk_size"):
         if key in out and out[key] < 1:
             raise ConfigError(f"{file}: {key} must be at least 1, not {out[key]}")
     if "log_format" in out and out["log_format"] not in _LOG_FORMATS:

@@ -36,6 +36,7 @@ base-url = "http://127.0.0.1:8080"
 region = "GB"
 batch_size = 50
 workers = 4
+chunk-size = 20000
 report = "out/report.csv"
 dry-run = true
 progress = false
@@ -56,7 +57,7 @@ Mobile = "phone_number"
 def test_full_config(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, FULL))
     assert cfg["base_url"] == "http://127.0.0.1:8080"
-    assert cfg["batch_size"] == 50 and cfg["workers"] == 4
+    assert cfg["batch_size"] == 50 and cfg["workers"] == 4 and cfg["chunk_size"] == 20000
     assert cfg["dry_run"] is True and cfg["no_progress"] is True and "progress" not in cfg
     assert cfg["map"] == {"E-mail Address": "email", "Mobile": "phone_number"}
     assert cfg["report"] == str((tmp_path / "out" / "report.csv").resolve())
