@@ -114,6 +114,8 @@ def match_key(payload: Mapping[str, Any]) -> str | None:
 
 def _plain(value: Any) -> Any:
     """JSON-ready value: NaN/NA -> None, numpy scalars -> Python, mappings -> dicts."""
+    if type(value) in (str, int, bool):  # the common case, first
+        return value
     if _absent(value):
         return None
     if isinstance(value, Mapping):
