@@ -573,6 +573,20 @@ class SyncReport:
 
     __str__ = __repr__
 
+    def _problem_frame(self) -> tuple[pd.DataFrame, tuple[str, ...]]:
+        """Problems to show: the errors frame, or (when it is empty) the problem rows."""
+        if len(self.errors):
+            return self.errors, ("row", "field", "message", "value", "http_status", "request_id")
+        mask = self.rows["status"].isin(list(PROBLEM_STATUSES))
+        rows = self.rows.loc[mask].reset_index()
+        rows = rows.rename(columns={"error_message": "message"})
+        rows["code"] = (
+            rows["error_code"]
+            .astype("object")
+            .where(rows["error_code"].notna(), rows["status"].astype("object"))
+        )
+        return rows, ("row", "email", "phone_number", "message", "http_status", "request_id")
+
     def _repr_html_(self) -> str:
         esc = html.escape
         counts = self.summary()
@@ -606,12 +620,12 @@ class SyncReport:
                 f'<div style="background:#eee;width:200px;border-radius:2px">{bar}</div></td></tr>'
             )
         out.append("</table>")
-        if len(self.errors):
-            out.append(f"<div><b>Problems</b> ({len(self.errors):,}), first rows of each:</div>")
-            cols = ("row", "field", "message", "value", "http_status", "request_id")
-            grouped = self.errors.groupby("code", observed=True, sort=False, dropna=False)
+        problems, cols = self._problem_frame()
+        if len(problems):
+            out.append(f"<div><b>Problems</b> ({len(problems):,}), first rows of each:</div>")
+            grouped = problems.groupby("code", observed=True, sort=False, dropna=False)
             for code, group in grouped:
-                sev = str(group["severity"].iloc[0]) if len(group) else "error"
+                sev = str(group["severity"].iloc[0]) if "severity" in group else "error"
                 colour = "#ef6c00" if sev == "warning" else "#c62828"
                 out.append(
                     f'<div style="margin-top:4px"><code style="color:{colour}">'
@@ -623,13 +637,11 @@ class SyncReport:
                     + "".join(f'<th style="text-align:left;padding:1px 6px">{c}</th>' for c in cols)
                     + "</tr>"
                 )
-                for rec in group.head(3).itertuples(index=False):
+                for rec in group.head(3).to_dict("records"):
                     cells = []
                     for c in cols:
-                        v = getattr(rec, c)
-                        text = (
-                            "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
-                        )
+                        v = _clean(rec[c])
+                        text = "" if v is None else str(v)
                         if len(text) > 80:
                             text = text[:77] + "..."
                         cells.append(f'<td style="padding:1px 6px">{esc(text)}</td>')

@@ -340,3 +340,21 @@ def test_plot_returns_axes() -> None:
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert set(labels) == {"created", "updated", "unchanged", "invalid", "failed", "skipped"}
     assert sorted(p.get_width() for p in ax.patches) == [0, 0, 1, 1, 1, 1]
+
+
+def test_html_falls_back_to_problem_rows() -> None:
+    rep = SyncReport.from_records(
+        [
+            {"row": 2, "status": "created"},
+            {
+                "row": 3,
+                "email": "<x>@example.com",
+                "status": "skipped",
+                "error_code": "interrupted",
+                "error_message": "not sent",
+            },
+        ],
+        [],
+    )
+    out = rep._repr_html_()
+    assert "interrupted</code> × 1" in out and "&lt;x&gt;@example.com" in out
