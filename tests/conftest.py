@@ -20,11 +20,17 @@ import pytest
 from synckit.sandbox import Sandbox, SandboxConfig, serve_sandbox
 
 
-def free_port() -> int:
+def find_free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (for subprocess servers)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A free loopback port number, for servers started as subprocesses."""
+    return find_free_port()
 
 
 @pytest.fixture

@@ -1,0 +1,119 @@
+"""``synckit sandbox`` as a real subprocess: flags, banner, answers, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_AUTH = {"Authorization": "Bearer sk_test_synckit_demo"}
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start the CLI, wait for its banner; returns the process and its base URL."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synckit", "sandbox", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        raise AssertionError(f"no banner: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+    return proc, line.split()[-1]
+
+
+def stop_cli(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, err
+
+
+def test_cli_serves_with_flags_and_stops_on_ctrl_c(tmp_path: Path, free_port: int) -> None:
+    port = free_port
+    db = tmp_path / "cli.db"
+    proc, url = start_cli(
+        "--port", str(port), "--host", "127.0.0.1", "--db", str(db),
+        "--token", "sk_cli", "--client-id", "cli-app", "--client-secret", "cli-secret",
+        "--token-ttl", "60", "--rate-limit", "50", "--latency", "0", "--fail-rate", "0",
+        "--drop-rate", "0", "--contact-limit", "1", "--error-style", "platform",
+    )  # fmt: skip
+    try:
+        assert url == f"http://127.0.0.1:{port}/v1"
+        headers = {"Authorization": "Bearer sk_cli"}
+        r = requests.post(url + "/contacts", json={"email": "a@example.com"}, headers=headers)
+        assert r.status_code == 201
+        assert r.headers["X-RateLimit-Limit"] == "50"
+        r = requests.post(url + "/contacts", json={"email": "b@example.com"}, headers=headers)
+        assert r.json()["error"]["code"] == "quota_exceeded"  # platform envelope + limit
+        r = requests.post(url + "/contacts", json={"email": "bad"}, headers=headers)
+        assert r.status_code == 400  # platform envelope: validation is 400
+        token = requests.post(
+            url + "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=("cli-app", "cli-secret"),
+        ).json()
+        assert token["expires_in"] == 60
+    finally:
+        code, err = stop_cli(proc)
+    assert code == 0, err
+    assert "Traceback" not in err
+    # Restarting on the same file keeps the contact.
+    proc, url = start_cli("--port", "0", "--db", str(db))
+    try:
+        r = requests.get(url + "/contacts", headers=DEMO_AUTH)
+        assert [c["email"] for c in r.json()["data"]] == ["a@example.com"]
+    finally:
+        assert stop_cli(proc)[0] == 0
+
+
+def test_cli_banner_lists_demo_credentials() -> None:
+    proc, url = start_cli("--port", "0")
+    try:
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        assert proc.stdout is not None
+        rest = [proc.stdout.readline() for _ in range(4)]
+        text = "".join(rest)
+        assert "sk_test_synckit_demo" in text and "synckit-demo" in text
+        assert "demo-secret" in text
+        started = time.monotonic()
+        r = requests.get(url + "/contacts", headers=DEMO_AUTH)
+        assert r.status_code == 200 and time.monotonic() - started < 2
+    finally:
+        assert stop_cli(proc)[0] == 0
+
+
+def test_cli_rejects_bad_flags() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "synckit", "sandbox", "--error-style", "nested"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2
+    assert "--error-style" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "synckit", "sandbox", "--port", "0", "--fail-rate", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2
+    assert "fail_rate" in r.stderr
