@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import os
 import random
@@ -176,6 +177,9 @@ class Client:
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
+            # The API sets no cookies; refusing them keeps threads from
+            # sharing (and racing on) a mutable cookie jar.
+            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         self._session = session
         self._headers = {
             "Accept": "application/json",
@@ -383,6 +387,10 @@ class Client:
                 try:
                     if self._token is tok:
                         self._fetch_token()
+                except (TransportError, ServerError, RateLimited) as err:
+                    # The old token still works: a flaky token endpoint must
+                    # not fail this call; the next call tries again.
+                    log.warning("early access token renewal failed, will retry: %s", err)
                 finally:
                     self._token_lock.release()
             return self._token or tok
@@ -412,7 +420,9 @@ class Client:
             "scope": self.scope,
         }
         try:
-            resp = self._send_with_retries("POST", "/oauth/token", form=form, authenticated=False)
+            resp = self._send_with_retries(
+                "POST", "/oauth/token", form=form, authenticated=False, record=False
+            )
         except AuthError as err:
             raise self._explain_token_error(err) from None
         except APIError as err:
@@ -504,6 +514,7 @@ class Client:
         params: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         authenticated: bool,
+        record: bool = True,
     ) -> requests.Response:
         if self._closed:
             raise ConfigError("this client is closed")
@@ -526,7 +537,14 @@ class Client:
             headers = dict(self._headers)
             token: _Token | None = None
             if authenticated:
-                token = self._current_token()
+                try:
+                    token = self._current_token()
+                except APIError as exc:
+                    # The call fails for want of a credential: report it as this call.
+                    self._finish(
+                        record, method, path, exc.status, exc.request_id, attempts, False, started
+                    )
+                    raise
                 headers["Authorization"] = "Bearer " + token.value
             if idempotency_key is not None:
                 headers["Idempotency-Key"] = idempotency_key
@@ -558,10 +576,10 @@ class Client:
                     retries += 1
                     time.sleep(wait)
                     continue
-                self._finish(method, path, None, None, attempts, False, started)
+                self._finish(record, method, path, None, None, attempts, False, started)
                 raise err from exc
             except requests.RequestException as exc:
-                self._finish(method, path, None, None, attempts, False, started)
+                self._finish(record, method, path, None, None, attempts, False, started)
                 raise TransportError(
                     f"request to {urlsplit(url).netloc} failed: {_describe(exc)}",
                     method=method,
@@ -575,7 +593,7 @@ class Client:
             self._pacer.observe(resp.headers)
             if 200 <= status < 300:
                 replayed = resp.headers.get("Idempotent-Replayed", "").lower() == "true"
-                self._finish(method, path, status, request_id, attempts, replayed, started)
+                self._finish(record, method, path, status, request_id, attempts, replayed, started)
                 return resp
 
             err = error_from_response(
@@ -622,7 +640,7 @@ class Client:
                 else:
                     time.sleep(wait)
                 continue
-            self._finish(method, path, status, request_id, attempts, False, started)
+            self._finish(record, method, path, status, request_id, attempts, False, started)
             raise err
 
     def _retry_wait(self, err: APIError, idempotent: bool, retries: int) -> float | None:
@@ -670,6 +688,7 @@ class Client:
 
     def _finish(
         self,
+        record: bool,
         method: str,
         path: str,
         status: int | None,
@@ -678,6 +697,8 @@ class Client:
         replayed: bool,
         started: float,
     ) -> None:
+        if not record:  # the token request is part of the call that needed it
+            return
         self._local.call = CallInfo(
             method, path, status, request_id, attempts, replayed, time.monotonic() - started
         )
