@@ -851,7 +851,12 @@ class _Engine:
         # A create after a 404 gets its own key: the original create's key would
         # replay the first contact, which no longer exists.
         op = "recreate" if replaced else "create"
-        key = self._ikey(op, job, replaced or "", job.body)
+        # The last run that recorded an outcome for this key is part of the key:
+        # a resumed run (nothing recorded since) replays an unconfirmed create,
+        # while a create whose failure was recorded (e.g. quota) is tried anew
+        # rather than answered with the stored failure.
+        base = job.entry.run_id if job.entry is not None else ""
+        key = self._ikey(op, job, replaced or "", job.body, base)
         try:
             contact = calls(self.client.create_contact, job.body, idempotency_key=key)
         except Conflict as err:
