@@ -127,9 +127,8 @@ def test_second_run_on_the_same_state_is_refused(
     sandbox: Sandbox, client: Client, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.db"
-    with Ledger(state) as ledger, ledger.lock():
-        with pytest.raises(StateLockedError):
-            upsert(people(2), client, state=state, progress=False)
+    with Ledger(state) as ledger, ledger.lock(), pytest.raises(StateLockedError):
+        upsert(people(2), client, state=state, progress=False)
     assert sandbox.contacts() == []
     report = upsert(people(2), client, state=state, progress=False)  # the lock is free again
     assert report.counts()["created"] == 2
