@@ -180,6 +180,14 @@ class Client:
             # The API sets no cookies; refusing them keeps threads from
             # sharing (and racing on) a mutable cookie jar.
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            # requests re-reads proxy, netrc and CA-bundle settings from the
+            # environment on every request (measurable CPU per call); read
+            # them once here instead. Proxies still honour NO_PROXY.
+            session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if ca_bundle:
+                session.verify = ca_bundle
+            session.trust_env = False
         self._session = session
         self._headers = {
             "Accept": "application/json",
