@@ -372,11 +372,11 @@ def configure_logging(
     Example:
         >>> import io
         >>> buf = io.StringIO()
-        >>> _ = configure_logging(fmt="json", stream=buf)
+        >>> handler = configure_logging(fmt="json", stream=buf)
         >>> logging.getLogger("synckit.demo").info("hi", extra={"run_id": "r1"})
         >>> json.loads(buf.getvalue())["run_id"]
         'r1'
-        >>> _ = configure_logging(fmt="text")
+        >>> logging.getLogger().removeHandler(handler)
     """
     if fmt not in _LOG_FORMATS:
         raise ConfigError(f"log format must be one of {', '.join(_LOG_FORMATS)}, not {fmt!r}")

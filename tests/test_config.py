@@ -139,11 +139,11 @@ def test_apply_config_cli_wins(tmp_path: Path) -> None:
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     buf = io.StringIO()
-    configure_logging(fmt="json", stream=buf, level=logging.DEBUG)
+    handler = configure_logging(fmt="json", stream=buf, level=logging.DEBUG)
     try:
         yield buf
     finally:
-        configure_logging(fmt="text")
+        logging.getLogger().removeHandler(handler)
         logging.getLogger("synckit").setLevel(logging.NOTSET)
 
 
@@ -188,11 +188,11 @@ def test_secrets_never_reach_the_log(json_log: io.StringIO) -> None:
 
 def test_text_format_redacts_too() -> None:
     buf = io.StringIO()
-    configure_logging(fmt="text", stream=buf)
+    handler = configure_logging(fmt="text", stream=buf)
     try:
         logging.getLogger("synckit.x").warning("retrying with access_token=abc123")
     finally:
-        configure_logging(fmt="text")
+        logging.getLogger().removeHandler(handler)
     assert "abc123" not in buf.getvalue() and "access_token=[REDACTED]" in buf.getvalue()
 
 
