@@ -376,7 +376,7 @@ def configure_logging(
         >>> logging.getLogger("synckit.demo").info("hi", extra={"run_id": "r1"})
         >>> json.loads(buf.getvalue())["run_id"]
         'r1'
-        >>> logging.getLogger().removeHandler(handler)
+        >>> logging.getLogger().removeHandler(handler); logging.captureWarnings(False)
     """
     if fmt not in _LOG_FORMATS:
         raise ConfigError(f"log format must be one of {', '.join(_LOG_FORMATS)}, not {fmt!r}")

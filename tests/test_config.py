@@ -145,6 +145,7 @@ def json_log() -> Iterator[io.StringIO]:
     finally:
         logging.getLogger().removeHandler(handler)
         logging.getLogger("synckit").setLevel(logging.NOTSET)
+        logging.captureWarnings(False)
 
 
 def _lines(buf: io.StringIO) -> list[dict[str, object]]:
