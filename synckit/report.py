@@ -617,7 +617,8 @@ class SyncReport:
                 f'<tr><td style="padding:1px 6px">{badge}</td>'
                 f'<td style="padding:1px 6px;text-align:right">{int(n):,}</td>'
                 f'<td style="padding:1px 6px;width:220px">'
-                f'<div style="background:#eee;width:200px;height:10px;border-radius:2px">{bar}</div></td></tr>'
+                f'<div style="background:#eee;width:200px;height:10px;border-radius:2px">'
+                f"{bar}</div></td></tr>"
             )
         out.append("</table>")
         problems, cols = self._problem_frame()
