@@ -261,8 +261,9 @@ class _SigintFlag:
     (a notebook kernel's interrupt arrives the same way).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stop: threading.Event) -> None:
         self.hit = False
+        self._stop = stop
         self._previous: Any = None
         self._installed = False
 
@@ -270,6 +271,8 @@ class _SigintFlag:
         if self.hit:
             raise KeyboardInterrupt
         self.hit = True
+        # Workers stop taking new rows at once, before the main thread notices.
+        self._stop.set()
 
     def check(self) -> None:
         if self.hit:
@@ -361,7 +364,7 @@ class _Engine:
         self._stream: Iterator[Any] | None = None
         self._todo: deque[Sequence[tuple[int, dict[str, Any]]]] = deque()
         self._todo_source: pd.DataFrame | None = None
-        self._sigint = _SigintFlag()
+        self._sigint = _SigintFlag(self._stop)
 
     # ----------------------------------------------------------------- inputs
 
