@@ -19,6 +19,7 @@ from synckit.sandbox import Sandbox
 from synckit.state import Ledger
 
 WRITES = {"POST", "PATCH", "DELETE"}
+Capture = pytest.CaptureFixture[str]
 HEADER = "E-mail Address,Mobile,First Name,Email Opt-in\n"
 
 
@@ -48,7 +49,7 @@ def read_report(path: Path) -> pd.DataFrame:
 
 
 def test_sync_writes_report_beside_file_and_exits_0(
-    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: Sandbox, tmp_path: Path, capsys: Capture
 ) -> None:
     src = write_csv(tmp_path / "people.csv", 12)
     code = main(["sync", str(src), *MAP, "--no-progress"])
@@ -65,7 +66,7 @@ def test_sync_writes_report_beside_file_and_exits_0(
 
 
 def test_invalid_rows_exit_1_and_formulas_are_escaped(
-    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: Sandbox, tmp_path: Path, capsys: Capture
 ) -> None:
     evil = '"=HYPERLINK(""http://x.test"",""click"")",,Eve,subscribed\n@SUM(A1),,At,subscribed\n'
     src = write_csv(tmp_path / "messy.csv", 3, extra=evil)
@@ -98,7 +99,7 @@ def test_usage_and_configuration_errors_exit_2(
     env: Sandbox,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: Capture,
 ) -> None:
     assert main(["sync", str(tmp_path / "missing.csv")]) == 2
     src = write_csv(tmp_path / "p.csv", 2)
@@ -119,9 +120,7 @@ def test_usage_and_configuration_errors_exit_2(
     assert env.contacts() == []
 
 
-def test_state_lock_exits_2(
-    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_state_lock_exits_2(env: Sandbox, tmp_path: Path, capsys: Capture) -> None:
     src = write_csv(tmp_path / "p.csv", 2)
     state = tmp_path / "state.db"
     with Ledger(state) as ledger, ledger.lock():
@@ -149,7 +148,7 @@ def test_oauth_config_file_and_json_log(
     env: Sandbox,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: Capture,
 ) -> None:
     monkeypatch.delenv("SYNCKIT_TOKEN")
     monkeypatch.setenv("DEMO_SECRET", env.client_secret)
@@ -219,7 +218,7 @@ DATA = Path(__file__).resolve().parent.parent / "sample_data"
     not (DATA / "contacts.csv").is_file() or not (DATA / "contacts_updated.csv").is_file(),
     reason="sample data not present",
 )
-def test_demo_runs_both_files(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_both_files(capsys: Capture) -> None:
     started = time.monotonic()
     code = main(["demo"])
     took = time.monotonic() - started
