@@ -900,3 +900,49 @@ def test_persistence_across_restart(tmp_path: Any) -> None:
         assert api.create({"email": "carol@example.com"}).status_code == 201
     with serve_sandbox() as fresh:  # in memory: nothing carried over
         assert fresh.contacts() == []
+
+
+# ---------------------------------------------------------------- the server itself
+
+
+def test_keep_alive_survives_unread_bodies(sandbox: Sandbox) -> None:
+    with requests.Session() as s:
+        # Refused before the body matters (401): the connection must still be usable.
+        r = s.post(sandbox.url + "/contacts", json={"email": "x" * 5000 + "@example.com"})
+        assert r.status_code == 401
+        r = s.post(sandbox.url + "/contacts", json=ADA, headers=auth(sandbox.token))
+        assert r.status_code == 201
+        r = s.post(
+            sandbox.url + "/contacts",
+            data=b"{" + b" " * (1 << 20) + b"}",
+            headers={**auth(sandbox.token), "Content-Type": "application/json"},
+        )
+        assert r.status_code == 413
+        r = s.get(
+            sandbox.url + f"/contacts/{sandbox.contacts()[0]['id']}", headers=auth(sandbox.token)
+        )
+        assert r.status_code == 200 and r.json()["email"] == ADA["email"]
+        r = s.head(sandbox.url + "/contacts", headers=auth(sandbox.token))
+        assert r.status_code == 200 and r.content == b""
+        assert s.get(sandbox.url + "/contacts", headers=auth(sandbox.token)).status_code == 200
+
+
+def test_stopping_closes_open_connections() -> None:
+    with requests.Session() as s:
+        with serve_sandbox() as sb:
+            url, token = sb.url, sb.token
+            assert s.get(url + "/contacts", headers=auth(token)).status_code == 200
+        with pytest.raises(requests.ConnectionError):
+            s.get(url + "/contacts", headers=auth(token), timeout=5)
+
+
+def test_taken_port_is_a_config_error(sandbox: Sandbox) -> None:
+    from synckit.errors import ConfigError
+
+    port = int(sandbox.url.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(ConfigError), serve_sandbox(port=port):
+        pass
+    with pytest.raises(ConfigError):
+        serve_sandbox(error_style="nested").__enter__()
+    with pytest.raises(ConfigError):
+        serve_sandbox(no_such_setting=1).__enter__()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any
 
@@ -53,6 +54,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the server, print where it is and how to authenticate, serve until Ctrl-C."""
     config = SandboxConfig(
@@ -79,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  client secret: {config.client_secret}")
     print(f"  contacts:      {'in memory' if not config.db else config.db}")
     print("Press Ctrl-C to stop.", flush=True)
+    # A supervisor's SIGTERM stops the server like Ctrl-C does: cleanly, exit 0.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -165,6 +165,8 @@ class SandboxApp:
             strict_slashes=False,
             merge_slashes=False,
         )
+        # Bound once: binding per request (bind_to_environ) rebuilds URLs each time.
+        self._adapter = self._map.bind("sandbox")
         self._endpoints: dict[str, Callable[..., _Answer]] = {
             "contacts:GET": self._list,
             "contacts:HEAD": self._list,
@@ -282,9 +284,8 @@ class SandboxApp:
         return response(environ, start_response)
 
     def _pipeline(self, request: Request, ctx: _Context) -> _Answer:
-        adapter = self._map.bind_to_environ(request.environ)
         try:
-            endpoint, args = adapter.match()
+            endpoint, args = self._adapter.match(request.path, request.method)
         except MethodNotAllowed as exc:
             allowed = ", ".join(sorted(exc.valid_methods or ()))
             return self._error(

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import secrets
 import socket
@@ -23,7 +24,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from synckit.errors import ConfigError
-from synckit.sandbox.app import DROP_ENVIRON_KEY, SandboxApp
+from synckit.sandbox.app import DROP_ENVIRON_KEY, MAX_BODY_BYTES, SandboxApp
 from synckit.sandbox.config import RequestRecord, SandboxConfig
 from synckit.sandbox.state import READ
 
@@ -61,6 +62,74 @@ class _Handler(WSGIRequestHandler):
         if conns is not None:
             conns.discard(self.connection)
         super().finish()
+
+    def run_wsgi(self) -> None:
+        """Answer one request and keep the connection open for the next.
+
+        Werkzeug's own ``run_wsgi`` closes every connection, because it cannot
+        know where an unread body ends. A fresh TCP connection (and handler
+        thread) per request cost more than the request itself, so here a body
+        with a plain Content-Length is read in full before the app runs,
+        which leaves the stream at the next request line. Chunked, oversized
+        or odd bodies still take Werkzeug's path (drain, then close).
+        """
+        length = self._plain_body_length()
+        if length is None:
+            super().run_wsgi()
+            return
+        if length and self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client went away mid-body
+            self.close_connection = True
+            return
+        self.environ = environ = self.make_environ()
+        environ["wsgi.input"] = io.BytesIO(body)
+        status = "500 INTERNAL SERVER ERROR"
+        headers: list[tuple[str, str]] = []
+        chunks: list[bytes] = []
+
+        def start_response(
+            new_status: str, new_headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            nonlocal status, headers
+            status, headers = new_status, new_headers
+            return chunks.append
+
+        result = self.server.app(environ, start_response)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        payload = b"".join(chunks)
+        code_text, _, reason = status.partition(" ")
+        code = int(code_text)
+        self.send_response(code, reason)
+        has_length = False
+        for key, value in headers:
+            self.send_header(key, value)
+            has_length = has_length or key.lower() == "content-length"
+        if not has_length and code >= 200 and code not in (204, 304):
+            self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if payload and self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _plain_body_length(self) -> int | None:
+        if "Transfer-Encoding" in self.headers:
+            return None
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return 0
+        try:
+            length = int(raw)
+        except ValueError:
+            return None
+        return length if 0 <= length <= MAX_BODY_BYTES else None
 
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
@@ -118,9 +187,11 @@ class SandboxServer:
             self._server: BaseWSGIServer = make_server(
                 config.host, config.port, self.app, threaded=True, request_handler=_Handler
             )
-        except OSError as exc:
+        except (OSError, SystemExit) as exc:
+            # Werkzeug reports a taken port by printing and calling sys.exit(1);
+            # a library (and a notebook) needs an exception instead.
             self.app.store.close()
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}") from exc
         # Keep-alive-free handler threads must not hold up shutdown.
         self._server.block_on_close = False  # type: ignore[attr-defined]
         self._server.synckit_connections = set()  # type: ignore[attr-defined]
