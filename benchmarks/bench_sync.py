@@ -176,8 +176,9 @@ def run_million(rows: int, workers: int) -> None:
             print(f"synced in {elapsed:.0f} s ({len(report.rows) / elapsed:.0f} rows/s): "
                   f"{report.counts()}")  # fmt: skip
             n_failed = 0 if report.failed_input is None else len(report.failed_input)
-            print(f"report: rows frame {report.rows.memory_usage(deep=True).sum() / 1e6:.0f} MB, "
-                  f"failed_input {n_failed:,} rows, errors {len(report.errors):,} rows")  # fmt: skip
+            rows_mb = report.rows.memory_usage(deep=True).sum() / 1e6
+            print(f"report: rows frame {rows_mb:.0f} MB, failed_input {n_failed:,} rows, "
+                  f"errors {len(report.errors):,} rows")  # fmt: skip
             print(f"RSS before {before:.0f} MB; peak RSS {_peak_rss_mb():.0f} MB "
                   f"(sampled {peak_sampled[0]:.0f} MB); goal < 500 MB")  # fmt: skip
         finally:
