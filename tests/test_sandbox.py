@@ -946,3 +946,17 @@ def test_taken_port_is_a_config_error(sandbox: Sandbox) -> None:
         serve_sandbox(error_style="nested").__enter__()
     with pytest.raises(ConfigError):
         serve_sandbox(no_such_setting=1).__enter__()
+
+
+def test_unopenable_db_is_a_config_error(tmp_path: Any) -> None:
+    from synckit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="database"):
+        serve_sandbox(db=str(tmp_path / "missing-dir" / "x.db")).__enter__()
+
+
+def test_notebook_html_hides_credentials(sandbox: Sandbox) -> None:
+    Api(sandbox).create(ADA)
+    page = sandbox._repr_html_()
+    assert sandbox.url in page and "<td>1</td>" in page
+    assert sandbox.token not in page and sandbox.client_secret not in page

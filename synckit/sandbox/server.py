@@ -12,10 +12,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 import secrets
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -182,7 +184,10 @@ class SandboxServer:
     def __init__(self, config: SandboxConfig) -> None:
         config.validate()
         self.config = config
-        self.app = SandboxApp(config)
+        try:
+            self.app = SandboxApp(config)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the sandbox database {config.db!r}: {exc}") from exc
         try:
             self._server: BaseWSGIServer = make_server(
                 config.host, config.port, self.app, threaded=True, request_handler=_Handler
@@ -290,6 +295,21 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"Sandbox(url={self.url!r}, error_style={self.config.error_style!r})"
+
+    def _repr_html_(self) -> str:
+        cfg = self.config
+        rows = {
+            "base URL": self.url,
+            "contacts": str(len(self.contacts())),
+            "error style": cfg.error_style,
+            "rate limit": f"{cfg.rate_limit}/s" if cfg.rate_limit else "unlimited",
+            "faults": f"latency {cfg.latency_ms} ms, fail {cfg.fail_rate:.0%}, "
+            f"drop {cfg.drop_rate:.0%}",
+        }
+        body = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows.items()
+        )
+        return f"<table><caption>synckit sandbox</caption>{body}</table>"
 
 
 @contextlib.contextmanager
