@@ -60,6 +60,7 @@ class RatePacer:
         self._interval = 0.0
         self._next = 0.0  # monotonic time of the next free slot
         self._paused_until = 0.0
+        self._shift = 0.0  # total pause time added so far (see acquire)
         self._recompute()
 
     @property
@@ -91,20 +92,23 @@ class RatePacer:
     def acquire(self) -> float:
         """Block until this thread may send; returns the seconds waited."""
         started = time.monotonic()
+        with self._lock:
+            slot = max(started, self._paused_until)
+            if self._interval:
+                slot = max(slot, self._next)
+                self._next = slot + self._interval
+            shift = self._shift
         while True:
-            with self._lock:
-                now = time.monotonic()
-                slot = max(now, self._paused_until)
-                if self._interval:
-                    slot = max(slot, self._next)
-                    self._next = slot + self._interval
-            wait = slot - now
-            if wait > 0:
-                time.sleep(wait)
-            # A 429 seen by another thread while we slept moves the pause on:
-            # take a fresh slot after it rather than sending into the pause.
-            if self._paused_until <= time.monotonic():
+            wait = slot - time.monotonic()
+            if wait <= 0:
                 return time.monotonic() - started
+            time.sleep(wait)
+            with self._lock:
+                # A pause that began (or grew) while we slept moved every
+                # reserved slot by the same amount: spacing is kept, and no
+                # slot is thrown away and re-queued behind the others.
+                slot += self._shift - shift
+                shift = self._shift
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Follow the server's ``X-RateLimit-Limit`` / ``-Remaining`` / ``-Reset``.
@@ -131,11 +135,15 @@ class RatePacer:
             self._hold(seconds)
 
     def _hold(self, seconds: float) -> None:
-        until = time.monotonic() + max(0.0, seconds)
-        if until > self._paused_until:
-            self._paused_until = until
-        # Slots after the pause are spaced again, not released at once.
-        self._next = max(self._next, self._paused_until)
+        now = time.monotonic()
+        until = now + max(0.0, seconds)
+        start = max(now, self._paused_until)
+        if until <= start:
+            return
+        delta = until - start
+        self._paused_until = until
+        self._shift += delta  # sleeping threads move their slots by this much
+        self._next = self._next + delta if self._next > now else until
 
     def __repr__(self) -> str:
         return f"RatePacer(limit={self.limit!r}, rate={self.rate!r})"

@@ -96,3 +96,29 @@ def test_spent_window_holds_until_reset() -> None:
 def test_rejects_a_non_positive_limit() -> None:
     with pytest.raises(ValueError):
         RatePacer(rate_limit=0)
+
+
+def test_slots_reserved_before_a_pause_move_behind_it_keeping_their_spacing() -> None:
+    pacer = RatePacer(rate_limit=20 / 0.95)  # slots exactly 50 ms apart
+    t0 = time.monotonic()
+    pacer.acquire()
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        pacer.acquire()
+        with lock:
+            stamps.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.02)  # all three sleep towards slots at 50, 100 and 150 ms
+    pacer.pause(0.3)  # until ~320 ms
+    pacer.pause(0.29)  # a later 429 of the same window: a tiny extension at most
+    for t in threads:
+        t.join()
+    stamps.sort()
+    assert stamps[0] >= 0.3
+    assert stamps[-1] < 0.3 + 0.15 + 0.12  # not re-queued behind one another
+    assert stamps[1] - stamps[0] >= 0.035 and stamps[2] - stamps[1] >= 0.035
