@@ -78,6 +78,9 @@ _CONFIRMED: Final = frozenset({"created", "updated", "unchanged"})
 _EMAIL_OPTED_OUT: Final = frozenset({"unsubscribed", "suppressed"})
 _SMS_OPTED_OUT: Final = frozenset({"unsubscribed"})
 _DUPLICATE_MODES: Final = ("last", "error", "keep")
+# Row records become a compact frame this often, so a one-chunk input of a
+# million rows never holds a million Python tuples at once.
+_FLUSH_EVERY: Final = 20_000
 
 _last_report: SyncReport | None = None
 _last_report_lock = threading.Lock()
@@ -385,7 +388,7 @@ class _Engine:
         if isinstance(data, Validation):
             yield data, None
         elif isinstance(data, pd.DataFrame):
-            yield self._validate(data), data
+            yield self._validate(data), _with_row_index(data)
         elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, Mapping)):
             self._stream = iter(data)
             for chunk in self._stream:
@@ -395,7 +398,7 @@ class _Engine:
                         f"(e.g. read_csv(..., chunksize=...)); got a chunk of type "
                         f"{type(chunk).__name__}"
                     )
-                yield self._validate(chunk), chunk
+                yield self._validate(chunk), _with_row_index(chunk)
         else:
             raise ConfigError(
                 "upsert() takes a DataFrame, a Validation or an iterator of DataFrames, "
@@ -653,11 +656,7 @@ class _Engine:
                     "",
                 )
             )
-        self._failed_frames.append(
-            _contract_columns(raw.loc[raw.index.intersection(invalid.index)])
-            if raw is not None
-            else _contract_columns(invalid)
-        )
+        self._failed_frames.append(_contract_columns(invalid))
         if self._bar is not None:
             self._bar.update(len(invalid))
 
@@ -771,6 +770,8 @@ class _Engine:
         if self._bar is not None:
             self._bar.update(len(done))
         batch.futures.clear()
+        if len(self._records) >= _FLUSH_EVERY:
+            self._flush_records()
 
     def _outcome(self, job: _Job, res: _Result) -> LedgerOutcome | None:
         from synckit.state import LedgerOutcome
@@ -1154,6 +1155,22 @@ def _records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     emails = _column_or_none(frame, "email")
     phones = _column_or_none(frame, "phone_number")
     return [{"email": e, "phone_number": p} for e, p in zip(emails, phones, strict=True)]
+
+
+def _with_row_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` indexed by spreadsheet row numbers, as :func:`synckit.validate` numbers rows.
+
+    An integer index named ``row`` is kept; another integer index counts from
+    row 2 (0 = the first data row); anything else counts rows by position.
+    """
+    index = frame.index
+    if index.name == "row" and pd.api.types.is_integer_dtype(index.dtype):
+        return frame
+    if pd.api.types.is_integer_dtype(index.dtype):
+        rows = pd.Index(index.to_numpy(dtype="int64") + 2, name="row")
+    else:
+        rows = pd.RangeIndex(2, 2 + len(frame), name="row")
+    return frame.set_axis(rows, axis=0)
 
 
 def _contract_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -327,3 +327,19 @@ def test_diff_sends_only_changed_custom_keys() -> None:
     assert _diff({"custom_fields": {"vip": True}}, {"custom_fields": None}) == {
         "custom_fields": {"vip": True}
     }
+
+
+def test_failed_rows_join_back_to_a_plain_frame(
+    sandbox_factory: Callable[..., Sandbox], client_for: Any
+) -> None:
+    sb = sandbox_factory(contact_limit=2)
+    client = client_for(sb)
+    frame = contacts_frame(5).reset_index(drop=True)  # a plain 0..4 index
+    frame.loc[1, "email"] = "nope"
+    report = upsert(frame, client, workers=1, progress=False)
+    assert list(report.rows.index) == [2, 3, 4, 5, 6]  # spreadsheet rows: index + 2
+    problems = report.rows.index[report.rows["status"].isin(["invalid", "failed"])]
+    failed = report.failed_rows()
+    assert list(failed.index) == list(problems) == [3, 5, 6]
+    assert failed.loc[3, "email"] == "nope"  # as given
+    assert failed.loc[5, "first_name"] == frame.loc[3, "first_name"]
