@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,59 +71,68 @@ def _payload(i: int, tag: str) -> dict[str, object]:
 
 def cpu_per_create(n: int) -> None:
     with sandbox() as url:
-        # Warm both paths (connection set-up, imports) outside the measurement.
-        session = requests.Session()
         headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+        # Baselines: a default Session, and one that (like the client) skips
+        # requests' per-request environment look-ups (proxies, netrc, CA bundle).
+        plain = requests.Session()
+        tuned = requests.Session()
+        tuned.trust_env = False
         client = Client(url, token=TOKEN)
-        for i in range(20):
-            client.create_contact(_payload(i, "warm-c"))
-            session.post(url + "/contacts", json=_payload(i, "warm-b"), headers=headers).json()
 
-        def bare(lo: int, hi: int) -> None:
-            for i in range(lo, hi):
-                resp = session.post(
-                    url + "/contacts",
-                    json=_payload(i, "bare"),
-                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-                    timeout=10,
-                )
-                assert resp.status_code == 201, resp.status_code
-                resp.json()
+        def bare(session: requests.Session, tag: str) -> Callable[[int, int], None]:
+            def run(lo: int, hi: int) -> None:
+                for i in range(lo, hi):
+                    resp = session.post(
+                        url + "/contacts",
+                        json=_payload(i, tag),
+                        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                        timeout=10,
+                    )
+                    assert resp.status_code == 201, resp.status_code
+                    resp.json()
+
+            return run
 
         def ours(lo: int, hi: int) -> None:
             for i in range(lo, hi):
                 client.create_contact(_payload(i, "client"))
 
-        # Alternate in rounds so drift (server warm-up, store growth) hits both alike.
-        bare_cpu = bare_wall = cli_cpu = cli_wall = 0.0
-        rounds = 5
+        runners = {
+            "bare requests.Session (defaults)": bare(plain, "plain"),
+            "bare Session, trust_env=False": bare(tuned, "tuned"),
+            "synckit.Client": ours,
+        }
+        for fn in runners.values():  # warm-up: imports, first connections
+            fn(10**6, 10**6 + 20)
+        # Rotate the order in rounds so drift (server warm-up, store growth) hits all alike.
+        cpu = dict.fromkeys(runners, 0.0)
+        wall = dict.fromkeys(runners, 0.0)
+        rounds = 6
         step = n // rounds
         n = step * rounds
+        names = list(runners)
         for r in range(rounds):
-            for fn in (bare, ours) if r % 2 == 0 else (ours, bare):
+            for name in names[r % 3 :] + names[: r % 3]:
                 cpu0, wall0 = time.thread_time(), time.perf_counter()
-                fn(r * step, (r + 1) * step)
-                cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
-                if fn is bare:
-                    bare_cpu, bare_wall = bare_cpu + cpu, bare_wall + wall
-                else:
-                    cli_cpu, cli_wall = cli_cpu + cpu, cli_wall + wall
+                runners[name](r * step, (r + 1) * step)
+                cpu[name] += time.thread_time() - cpu0
+                wall[name] += time.perf_counter() - wall0
         client.close()
-        session.close()
+        plain.close()
+        tuned.close()
 
-    print(f"[cpu] {n} sequential creates, zero-latency sandbox in another process")
-    print(
-        f"  bare requests.Session loop: {bare_cpu / n * 1e6:7.0f} µs CPU/request "
-        f"({n / bare_wall:6.0f} req/s wall)"
-    )
-    print(
-        f"  synckit.Client            : {cli_cpu / n * 1e6:7.0f} µs CPU/request "
-        f"({n / cli_wall:6.0f} req/s wall)"
-    )
-    print(
-        f"  client / bare CPU ratio   : {cli_cpu / bare_cpu:.2f}  "
-        f"(client overhead {(cli_cpu - bare_cpu) / n * 1e6:.0f} µs/request)"
-    )
+    print(f"[cpu] {n} sequential creates each, zero-latency sandbox in another process")
+    for name in names:
+        print(
+            f"  {name:34s}: {cpu[name] / n * 1e6:6.0f} µs CPU/request "
+            f"({n / wall[name]:5.0f} req/s wall)"
+        )
+    ours_cpu = cpu["synckit.Client"]
+    for name in names[:2]:
+        print(
+            f"  client / {name:34s}: {ours_cpu / cpu[name]:.2f} "
+            f"({(ours_cpu - cpu[name]) / n * 1e6:+.0f} µs/request)"
+        )
 
 
 def held_rate(seconds: float, threads: int = 16, limit: int = 200) -> None:

@@ -621,7 +621,20 @@ class Client:
                     )
                 elif not renewed:
                     renewed = True
-                    self._renew_after_401(token)
+                    try:
+                        self._renew_after_401(token)
+                    except APIError as exc:
+                        self._finish(
+                            record,
+                            method,
+                            path,
+                            exc.status,
+                            exc.request_id,
+                            attempts,
+                            False,
+                            started,
+                        )
+                        raise
                     log.info(
                         "renewed the access token after 401 on %s %s (request_id=%s)",
                         method,
@@ -636,16 +649,16 @@ class Client:
                         "access token: check that the OAuth application may use this API",
                     )
             wait = self._retry_wait(err, idempotent, retries)
+            if isinstance(err, RateLimited) and wait is not None:
+                # Everyone waits, not just us (even if we give up): the budget is shared.
+                self._pacer.pause(wait)
             if wait is not None and self._may_retry(retries, wait, deadline):
                 level = (
                     logging.INFO if isinstance(err, (RateLimited, Conflict)) else logging.WARNING
                 )
                 self._log_retry(method, path, str(status), request_id, wait, attempts, level)
                 retries += 1
-                if isinstance(err, RateLimited):
-                    # Everyone waits, not just us: the budget is shared.
-                    self._pacer.pause(wait)
-                else:
+                if not isinstance(err, RateLimited):  # a 429's wait is the pacer's pause
                     time.sleep(wait)
                 continue
             self._finish(record, method, path, status, request_id, attempts, False, started)
