@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -31,6 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gen import make_contacts_csv
 
 import synckit
+
+
+def _drain(stream: Any) -> None:
+    for _ in stream:
+        pass
 
 
 def start_sandbox() -> tuple[subprocess.Popen[str], str]:
@@ -44,8 +50,8 @@ def start_sandbox() -> tuple[subprocess.Popen[str], str]:
     for line in proc.stdout:
         match = re.search(r"serving (http://\S+)", line)
         if match:
-            out = proc.stdout
-            threading.Thread(target=lambda: [None for _ in out], daemon=True).start()
+            # Keep draining its output so the server never blocks on a full pipe.
+            threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
             return proc, match.group(1)
     raise SystemExit("the sandbox did not start")
 
