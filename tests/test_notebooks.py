@@ -1,0 +1,197 @@
+"""The notebooks run top to bottom, twice in one kernel, leak no secret, and are stored clean.
+
+Each notebook is executed once per test session (a module fixture) with
+nbclient on a python3 kernel of this interpreter, working directory
+``notebooks/``: every cell, then every cell again in the same kernel (the
+"re-run anything" promise), then a probe cell (never stored) that reads the
+in-kernel sandbox's credentials so every output can be scanned for them.
+
+The kernel's environment carries ``SYNCKIT_BASE_URL`` / ``SYNCKIT_TOKEN`` of
+a second sandbox started here, so the notebooks' "real deployment" section
+really builds a client from the environment -- and its token must not show
+up in any output either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+NAMES = [p.name for p in NOTEBOOKS]
+TIME_LIMIT = 120.0  # seconds per notebook, one pass
+EXPECTED = {"01_quickstart.ipynb", "02_nightly_sync.ipynb"}
+
+# Run in the kernel after the notebook: the in-kernel sandbox's credentials
+# (the notebooks keep it in a global named ``sandbox``) and the interpreter.
+PROBE = """
+import json as _json, sys as _sys
+_sb = globals().get("sandbox")
+print("__PROBE__" + _json.dumps({
+    "executable": _sys.executable,
+    "secrets": [s for s in (getattr(_sb, "token", None), getattr(_sb, "client_secret", None)) if s],
+}))
+"""
+
+
+@dataclass
+class Execution:
+    """What running one notebook produced."""
+
+    cells: list[Any]  # code cells of the FIRST pass, with outputs
+    rerun_cells: list[Any]  # the same cells after the second pass
+    first_pass: float = 0.0
+    second_pass: float = 0.0
+    error: str | None = None
+    probe: dict[str, Any] = field(default_factory=dict)
+
+
+def _outputs_text(cells: list[Any]) -> str:
+    """Every output of every cell, as one string (text, HTML, errors, JSON data)."""
+    parts: list[str] = []
+    for cell in cells:
+        for out in cell.get("outputs", []):
+            parts.append(json.dumps(out, default=str))
+    return "\n".join(parts)
+
+
+def _run_cells(client: NotebookClient, nb: Any) -> None:
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            client.execute_cell(cell, index)
+
+
+@pytest.fixture(scope="module")
+def deployment_env() -> Iterator[dict[str, str]]:
+    """A second sandbox whose URL and (random) token the kernel finds in its environment."""
+    import synckit
+
+    token = "sk_live_" + secrets.token_urlsafe(16)
+    with synckit.serve_sandbox(port=0, token=token) as sb:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCKIT_")}
+        env.update(SYNCKIT_BASE_URL=sb.url, SYNCKIT_TOKEN=token, MPLBACKEND="Agg")
+        env.pop("JPY_PARENT_PID", None)
+        yield env
+
+
+@pytest.fixture(scope="module")
+def executions(deployment_env: dict[str, str]) -> dict[str, Execution]:
+    results: dict[str, Execution] = {}
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            nb,
+            kernel_name="python3",  # jupyter_client runs "python" kernels on sys.executable
+            timeout=TIME_LIMIT,
+            resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+        )
+        result = Execution(cells=[], rerun_cells=[])
+        try:
+            with client.setup_kernel(env=deployment_env, cwd=str(NOTEBOOK_DIR)):
+                start = time.perf_counter()
+                _run_cells(client, nb)
+                result.first_pass = time.perf_counter() - start
+                result.cells = [
+                    nbformat.from_dict(json.loads(json.dumps(c)))
+                    for c in nb.cells
+                    if c.cell_type == "code"
+                ]
+                start = time.perf_counter()
+                _run_cells(client, nb)
+                result.second_pass = time.perf_counter() - start
+                result.rerun_cells = [c for c in nb.cells if c.cell_type == "code"]
+                probe = nbformat.v4.new_code_cell(PROBE)
+                nb.cells.append(probe)  # nbclient writes the executed cell back by index
+                client.execute_cell(probe, len(nb.cells) - 1)
+                printed = "".join(
+                    o.get("text", "") for o in probe.outputs if o.get("output_type") == "stream"
+                )
+                for line in printed.splitlines():
+                    if line.startswith("__PROBE__"):
+                        result.probe = json.loads(line.removeprefix("__PROBE__"))
+        except CellExecutionError as exc:
+            result.error = str(exc)[:4000]
+        results[path.name] = result
+    return results
+
+
+def test_both_notebooks_exist() -> None:
+    assert set(NAMES) >= EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_stored_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, "a notebook without code"
+    for cell in code:
+        assert cell.outputs == [], f"stored outputs in cell: {cell.source[:60]!r}"
+        assert cell.execution_count is None, f"stored execution count: {cell.source[:60]!r}"
+    # Widget state would store rendered outputs by another door.
+    assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_no_secret_in_source(path: Path) -> None:
+    # The demo credentials are read from the sandbox object, never typed in.
+    text = path.read_text(encoding="utf-8")
+    from synckit.sandbox import SandboxConfig
+
+    defaults = SandboxConfig()
+    for secret in (defaults.token, defaults.client_secret):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_runs_top_to_bottom_and_again(name: str, executions: dict[str, Execution]) -> None:
+    result = executions[name]
+    assert result.error is None, result.error
+    assert result.first_pass < TIME_LIMIT
+    assert result.second_pass < TIME_LIMIT
+    # Every code cell ran both times; nothing raised (nbclient raises on an error output).
+    assert all(c.execution_count is not None for c in result.cells)
+    assert not any(o.get("output_type") == "error" for c in result.rerun_cells for o in c.outputs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_is_this_interpreter(name: str, executions: dict[str, Execution]) -> None:
+    probe = executions[name].probe
+    assert probe, "the probe cell did not run"
+    assert Path(probe["executable"]).resolve() == Path(sys.executable).resolve()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_secret_in_any_output(
+    name: str, executions: dict[str, Execution], deployment_env: dict[str, str]
+) -> None:
+    result = executions[name]
+    assert result.probe.get("secrets"), "the notebook keeps no sandbox named 'sandbox'"
+    from synckit.sandbox import SandboxConfig
+
+    defaults = SandboxConfig()
+    forbidden = {
+        *result.probe["secrets"],
+        deployment_env["SYNCKIT_TOKEN"],
+        defaults.token,
+        defaults.client_secret,
+    }
+    text = _outputs_text(result.cells) + _outputs_text(result.rerun_cells)
+    assert text, "no outputs at all: the scan would prove nothing"
+    # Name a leak by its first characters only: the test report must not leak it either.
+    leaked = [secret[:4] + "..." for secret in forbidden if secret in text]
+    assert not leaked, f"secrets in the outputs of {name}: {leaked}"
