@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -35,11 +36,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from synckit import rules
 from synckit.sandbox.config import RequestRecord, SandboxConfig
@@ -131,6 +133,14 @@ def _decode_cursor(cursor: str) -> int | None:
     if prefix != "seq" or not number.isdigit():
         return None
     return int(number)
+
+
+@functools.cache
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def _format_seconds(seconds: float) -> str:
@@ -260,9 +270,10 @@ class SandboxApp:
         headers = dict(answer.headers)
         headers.update(ctx.extra_headers)
         headers["X-Request-Id"] = ctx.request_id
-        if answer.body:
-            headers.setdefault("Content-Type", "application/json")
-        response = Response(answer.body, status=answer.status, headers=headers)
+        if answer.status != 204:
+            headers["Content-Length"] = str(len(answer.body))
+            if answer.body:
+                headers.setdefault("Content-Type", "application/json")
         if ctx.drop:
             drop = environ.get(DROP_ENVIRON_KEY)
             if drop is None:
@@ -281,7 +292,11 @@ class SandboxApp:
                 dropped=ctx.drop,
             )
         )
-        return response(environ, start_response)
+        # Answered without werkzeug's Response object: every header here is
+        # already plain ASCII, and skipping its header machinery saves a
+        # noticeable share of a request's server time.
+        start_response(f"{answer.status} {_reason(answer.status)}", list(headers.items()))
+        return [] if request.method == "HEAD" else [answer.body]
 
     def _pipeline(self, request: Request, ctx: _Context) -> _Answer:
         try:
