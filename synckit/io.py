@@ -1,0 +1,472 @@
+"""Read contact CSVs into pandas as text, with spreadsheet row numbers.
+
+:func:`read_csv` is the front door: it guesses the encoding and delimiter,
+reads every cell as text (``07700900123`` stays ``07700900123``), maps
+source headers to contract fields, folds ``custom.*`` columns and a JSON
+``custom_fields`` column into one ``custom_fields`` column of dicts, and
+indexes rows by the number a spreadsheet shows (header = 1).
+
+Example:
+    >>> import io
+    >>> df = read_csv(io.StringIO("E-mail Address,Mobile\\nada@example.com,07700 900123\\n"),
+    ...               columns={"E-mail Address": "email", "Mobile": "phone_number"})
+    >>> df.index.tolist(), df.loc[2, "phone_number"]
+    ([2], '07700 900123')
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+import numpy as np
+import pandas as pd
+
+from synckit import rules
+from synckit.errors import ConfigError, InputError
+
+__all__ = ["SAMPLE_COLUMNS", "ColumnPlan", "plan_columns", "read_csv"]
+
+#: The header mapping of ``sample_data/contacts.csv`` (used by ``synckit demo`` and the notebooks).
+SAMPLE_COLUMNS: Final[dict[str, str]] = {
+    "E-mail Address": "email",
+    "Mobile": "phone_number",
+    "First Name": "first_name",
+    "Last Name": "last_name",
+    "Newsletter": "email_consent",
+    "SMS Opt-In": "sms_consent",
+}
+
+_SAMPLE_BYTES: Final = 1 << 16
+_SCAN_BLOCK: Final = 1 << 20
+_DELIMITERS: Final = (",", ";", "\t")
+_PANDAS_LINE = re.compile(r"line (\d+)")
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """Where each contract field comes from in a file's header.
+
+    ``fields`` maps contract field -> source header, ``custom`` maps source
+    header -> custom_fields key, ``json_column`` is a source header holding
+    JSON objects, ``ignored`` lists headers that are not sent and
+    ``unmatched`` the keys of ``columns`` that no header matched.
+    """
+
+    fields: dict[str, str] = field(default_factory=dict)
+    custom: dict[str, str] = field(default_factory=dict)
+    json_column: str | None = None
+    ignored: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.fields or self.custom or self.json_column)
+
+
+def _fold(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+def plan_columns(
+    headers: list[str],
+    columns: Mapping[str, str | None] | None = None,
+    *,
+    custom_prefix: str = "custom.",
+    source: str | None = None,
+) -> ColumnPlan:
+    """Decide which header feeds which contract field.
+
+    Explicit ``columns`` win (matched exactly, then trimmed and
+    case-insensitively); then headers equal to a contract field name; then
+    headers starting with ``custom_prefix``. Two headers for one field is an
+    :class:`~synckit.errors.InputError`; a mapping to something that is not a
+    contract field (or ``custom_prefix`` + key) is a
+    :class:`~synckit.errors.ConfigError`.
+
+    Example:
+        >>> p = plan_columns(["Mail", "Phone_Number", "custom.plan", "Notes"], {"Mail": "email"})
+        >>> p.fields, p.custom, p.ignored
+        ({'email': 'Mail', 'phone_number': 'Phone_Number'}, {'custom.plan': 'plan'}, ['Notes'])
+    """
+    columns = dict(columns or {})
+    prefix_fold = _fold(custom_prefix) if custom_prefix else None
+    for target in columns.values():
+        if target is None or target in rules.FIELDS:
+            continue
+        if (
+            custom_prefix
+            and str(target).startswith(custom_prefix)
+            and len(target) > len(custom_prefix)
+        ):
+            continue
+        raise ConfigError(
+            f"column mapping target {target!r} is not a contact field "
+            f"(one of {', '.join(rules.FIELDS)}, or {custom_prefix}<key>)"
+        )
+    folded_map = {_fold(k): v for k, v in columns.items()}
+    used_keys: set[str] = set()
+    fields: dict[str, str] = {}
+    custom: dict[str, str] = {}
+    json_column: str | None = None
+    ignored: list[str] = []
+
+    def claim(target: str, header: str) -> None:
+        nonlocal json_column
+        if target == "custom_fields":
+            if json_column is not None:
+                raise InputError(
+                    f"columns {json_column!r} and {header!r} both map to custom_fields",
+                    path=source,
+                    line=1,
+                )
+            json_column = header
+            return
+        if custom_prefix and target.startswith(custom_prefix):
+            key = target[len(custom_prefix) :].strip()
+            if key in custom.values():
+                raise InputError(f"two columns map to custom field {key!r}", path=source, line=1)
+            custom[header] = key
+            return
+        if target in fields:
+            raise InputError(
+                f"columns {fields[target]!r} and {header!r} both map to {target}",
+                path=source,
+                line=1,
+            )
+        fields[target] = header
+
+    for header in headers:
+        text = str(header)
+        if text in columns:
+            used_keys.add(text)
+            if columns[text] is not None:
+                claim(str(columns[text]), text)
+            else:
+                ignored.append(text)
+            continue
+        folded = _fold(text)
+        if folded in folded_map:
+            used_keys.update(k for k in columns if _fold(k) == folded)
+            target = folded_map[folded]
+            if target is not None:
+                claim(str(target), text)
+            else:
+                ignored.append(text)
+            continue
+        if folded in rules.FIELDS:
+            claim(folded, text)
+        elif prefix_fold and folded.startswith(prefix_fold) and len(folded) > len(prefix_fold):
+            key = text.strip()[len(custom_prefix) :].strip()
+            claim(custom_prefix + key, text)
+        else:
+            ignored.append(text)
+    unmatched = [k for k in columns if k not in used_keys]
+    return ColumnPlan(fields, custom, json_column, ignored, unmatched)
+
+
+# ---------------------------------------------------------------------------
+# encoding and delimiter
+
+
+def _utf8_throughout(path: str | os.PathLike[str], skip: int) -> bool:
+    """True if the whole file decodes as UTF-8 (scanned in blocks, constant memory)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(skip)
+            while block := fh.read(_SCAN_BLOCK):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _guess_encoding(head: bytes, utf8_ok: bool | None = None) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if len(head) >= 4 and head.count(b"\x00") >= len(head) // 4:
+        # UTF-16 without a BOM: ASCII text leaves every other byte zero.
+        return "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be"
+    if utf8_ok is None:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head)
+            utf8_ok = True
+        except UnicodeDecodeError:
+            utf8_ok = False
+    if utf8_ok:
+        return "utf-8"
+    try:
+        head.decode("cp1252")
+    except UnicodeDecodeError:
+        return "latin-1"  # every byte decodes; better than refusing the file
+    return "cp1252"
+
+
+def _sniff_delimiter(sample: str) -> str:
+    """The delimiter giving the header the most fields (ties favour ``,`` then ``;``)."""
+    lines = sample.splitlines()
+    header = next((line for line in lines if line.strip()), "")
+    best, best_count = ",", 1
+    for delim in _DELIMITERS:
+        try:
+            count = len(next(csv.reader([header], delimiter=delim)))
+        except (csv.Error, StopIteration):
+            continue
+        if count > best_count:
+            best, best_count = delim, count
+    return best
+
+
+@dataclass
+class _Opened:
+    target: Any  # path or buffer handed to pandas
+    encoding: str | None
+    sample: str
+
+
+def _source_name(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return str(getattr(source, "name", None) or "<buffer>")
+
+
+def _open(source: Any, encoding: str | None) -> _Opened:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError("no such file", path=str(source))
+        with open(path, "rb") as fh:
+            head = fh.read(_SAMPLE_BYTES)
+        if encoding is None:
+            utf8_ok: bool | None = None
+            if not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                skip = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+                utf8_ok = _utf8_throughout(path, skip)
+            encoding = _guess_encoding(head, utf8_ok)
+        sample = head.decode(encoding, errors="ignore")
+        return _Opened(path, encoding, sample)
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(bytes(source))
+    if isinstance(source, io.TextIOBase) or (
+        hasattr(source, "read") and isinstance(getattr(source, "encoding", None), str)
+    ):
+        text: IO[str] = source
+        if text.seekable():
+            start = text.tell()
+            sample = text.read(_SAMPLE_BYTES)
+            text.seek(start)
+            return _Opened(text, None, sample)
+        data = text.read()
+        return _Opened(io.StringIO(data), None, data[:_SAMPLE_BYTES])
+    if hasattr(source, "read"):
+        raw = source.read()
+        if isinstance(raw, str):
+            return _Opened(io.StringIO(raw), None, raw[:_SAMPLE_BYTES])
+        if encoding is None:
+            encoding = _guess_encoding(raw[:_SAMPLE_BYTES], _decodes(raw, "utf-8"))
+        sample = raw[:_SAMPLE_BYTES].decode(encoding, errors="ignore")
+        return _Opened(io.BytesIO(raw), encoding, sample)
+    raise InputError(f"cannot read contacts from a {type(source).__name__}")
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+
+def read_csv(
+    source: Any,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    custom_prefix: str = "custom.",
+    chunksize: int | None = None,
+    **pandas_kwargs: Any,
+) -> pd.DataFrame | Iterator[pd.DataFrame]:
+    """Read a contacts CSV as text, indexed by spreadsheet row number.
+
+    ``source`` is a path, bytes, or a binary or text file object.
+
+    - Every cell is text (pandas never guesses numbers); empty cells are
+      missing. Rows that are empty in every column are dropped (their row
+      numbers are skipped, as a spreadsheet shows them).
+    - The index is named ``row``: header = 1, first record = 2, counting
+      records (a quoted cell spanning lines is still one row), through every
+      chunk.
+    - ``columns`` maps source headers to contract fields (``{"E-mail
+      Address": "email"}``; a target of ``"custom.plan"`` makes a custom
+      field, ``None`` drops the column). Headers equal to a contract field
+      after trimming match case-insensitively. A ``custom_fields`` column of
+      JSON objects is parsed; columns starting with ``custom_prefix`` become
+      ``custom_fields`` keys (empty cells left out, values trimmed text). A
+      cell that is not a JSON object stays as text, and validation reports it.
+    - Other columns are not kept: ``df.attrs["ignored_columns"]`` lists them,
+      ``df.attrs["unmatched_columns"]`` lists ``columns`` keys not found.
+    - UTF-8 (with or without BOM), UTF-16 and cp1252 are recognised; ``,``
+      ``;`` and tab are sniffed from the header. ``encoding=`` and ``sep=``
+      override the guesses; other keywords go to :func:`pandas.read_csv`.
+
+    Rows longer than the header, an empty file, or a header with no usable
+    column raise :class:`~synckit.errors.InputError` naming file and line.
+    Shorter rows are padded with missing cells (spreadsheets often drop
+    trailing empty cells).
+
+    With ``chunksize`` an iterator of DataFrames is returned.
+
+    Example:
+        >>> import io
+        >>> df = read_csv(io.StringIO("email;phone_number;custom.plan\\nA@x.com;;pro\\n"))
+        >>> df.loc[2, "custom_fields"], df.attrs["ignored_columns"]
+        ({'plan': 'pro'}, [])
+    """
+    name = _source_name(source)
+    opened = _open(source, pandas_kwargs.pop("encoding", None))
+    sep = pandas_kwargs.pop("sep", None) or pandas_kwargs.pop("delimiter", None)
+    if sep is None:
+        sep = _sniff_delimiter(opened.sample)
+    if not opened.sample.strip():
+        raise InputError("the file is empty", path=name, line=1)
+    options: dict[str, Any] = {
+        "sep": sep,
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": [""],
+        "skip_blank_lines": False,
+        "index_col": False,
+        "encoding": opened.encoding,
+        "encoding_errors": "strict",
+    }
+    options.update(pandas_kwargs)
+    reader = _chunks(opened.target, name, options, chunksize, columns, custom_prefix)
+    if chunksize is not None:
+        return reader
+    frames = list(reader)
+    if len(frames) == 1:
+        return frames[0]
+    out = pd.concat(frames)
+    out.attrs = dict(frames[0].attrs)
+    return out
+
+
+def _line_of(exc: Exception) -> int | None:
+    match = _PANDAS_LINE.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def _chunks(
+    target: Any,
+    name: str,
+    options: dict[str, Any],
+    chunksize: int | None,
+    columns: Mapping[str, str | None] | None,
+    custom_prefix: str,
+) -> Iterator[pd.DataFrame]:
+    next_row = 2
+    plan: ColumnPlan | None = None
+    try:
+        with warnings.catch_warnings():
+            # A data row longer than the header makes pandas drop cells with only a warning.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            if chunksize is None:
+                iterator: Iterator[pd.DataFrame] = iter([pd.read_csv(target, **options)])
+            else:
+                iterator = iter(pd.read_csv(target, chunksize=chunksize, **options))
+            for raw in iterator:
+                if plan is None:
+                    headers = [str(c) for c in raw.columns]
+                    plan = plan_columns(headers, columns, custom_prefix=custom_prefix, source=name)
+                    if not plan.usable:
+                        raise InputError(
+                            "no usable column: expected one of "
+                            + ", ".join(rules.FIELDS)
+                            + f" (or {custom_prefix}<key>, or a --map/columns= mapping); found "
+                            + ", ".join(repr(h) for h in headers),
+                            path=name,
+                            line=1,
+                        )
+                raw.index = pd.RangeIndex(next_row, next_row + len(raw), name="row")
+                next_row += len(raw)
+                yield _shape(raw, plan, name)
+    except pd.errors.EmptyDataError as exc:
+        raise InputError("the file is empty (no header row)", path=name, line=1) from exc
+    except pd.errors.ParserWarning as exc:
+        raise InputError(
+            f"a row has more fields than the header ({exc})", path=name, line=next_row
+        ) from exc
+    except pd.errors.ParserError as exc:
+        line = _line_of(exc)
+        text = str(exc).replace("Error tokenizing data. C error: ", "")
+        raise InputError(f"malformed CSV: {text}", path=name, line=line) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"cannot decode the file as {options.get('encoding')}: {exc.reason}; pass encoding=...",
+            path=name,
+        ) from exc
+    except (ValueError, csv.Error) as exc:
+        raise InputError(f"cannot read CSV: {exc}", path=name, line=_line_of(exc)) from exc
+
+
+def _shape(raw: pd.DataFrame, plan: ColumnPlan, name: str) -> pd.DataFrame:
+    """Drop blank rows, keep mapped fields in contract order, build ``custom_fields``."""
+    if len(raw.columns):
+        raw = raw[raw.notna().any(axis=1)]
+    out = pd.DataFrame(index=raw.index)
+    for fld in rules.FIELDS:
+        if fld in plan.fields:
+            out[fld] = raw[plan.fields[fld]].astype("str")
+    if plan.custom or plan.json_column:
+        out["custom_fields"] = _custom_column(raw, plan)
+    out.attrs = {
+        "source": name,
+        "columns": {src: fld for fld, src in plan.fields.items()},
+        "custom_columns": dict(plan.custom),
+        "json_column": plan.json_column,
+        "ignored_columns": list(plan.ignored),
+        "unmatched_columns": list(plan.unmatched),
+    }
+    return out
+
+
+def _custom_column(raw: pd.DataFrame, plan: ColumnPlan) -> pd.Series:
+    n = len(raw)
+    cells: list[Any] = [None] * n
+    if plan.json_column is not None:
+        col = raw[plan.json_column]
+        for i in np.flatnonzero(col.notna().to_numpy()):
+            text = str(col.iat[int(i)]).strip()
+            if not text:
+                continue
+            try:
+                cells[i] = json.loads(text)
+            except ValueError:
+                cells[i] = text  # validation reports it as not a flat object
+    for header, key in plan.custom.items():
+        values = raw[header].str.strip()
+        present = (values.notna() & (values != "")).to_numpy()
+        for i, value in zip(np.flatnonzero(present), values[present].tolist(), strict=True):
+            cell = cells[i]
+            if cell is None:
+                cells[i] = {key: value}
+            elif isinstance(cell, dict):
+                cell[key] = value
+            # a broken JSON cell stays broken: the row is rejected anyway
+    return pd.Series(cells, index=raw.index, dtype=object, name="custom_fields")
