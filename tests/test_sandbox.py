@@ -812,6 +812,13 @@ def test_idempotency_keys_are_scoped_per_credential(sandbox: Sandbox) -> None:
     r = Api(sandbox, "other_writer").create(ADA, headers=key)
     assert r.status_code == 409  # ran afresh for the other credential: a real conflict
     assert "Idempotent-Replayed" not in r.headers
+    # Added tokens are separate credentials even when their text starts alike.
+    both = ("contacts:read", "contacts:write")
+    sandbox.add_token("writer_token_1", scopes=both)
+    sandbox.add_token("writer_token_2", scopes=both)
+    carol = {"email": "carol@example.com"}
+    assert Api(sandbox, "writer_token_1").create(carol, headers=key).status_code == 201
+    assert Api(sandbox, "writer_token_2").create(carol, headers=key).status_code == 409
     # Two OAuth tokens of the same client share keys (a renewed token still replays).
     t1, t2 = (oauth(sandbox).json()["access_token"] for _ in range(2))
     body = {"email": "bob@example.com"}

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import html
 import io
 import json
@@ -282,7 +283,10 @@ class Sandbox:
     ) -> None:
         """Make ``token`` valid with ``scopes``, expiring after ``ttl`` seconds (None = never)."""
         self._server.app.tokens.add(
-            token, scopes=tuple(scopes), ttl=ttl, owner="added:" + token[:8]
+            token,
+            scopes=tuple(scopes),
+            ttl=ttl,
+            owner="added:" + hashlib.sha256(token.encode()).hexdigest(),
         )
 
     def request_log(self) -> list[RequestRecord]:
