@@ -109,6 +109,8 @@ def _summary_lines(report: SyncReport) -> str:
     counts = report.counts()
     width = max(len(k) for k in counts)
     lines = [f"  {k:<{width}}  {v:>6,}" for k, v in counts.items()]
+    sent = int(report.rows["attempts"].fillna(0).sum())
+    lines.append(f"  ({sent:,} HTTP requests; unchanged rows known to the ledger are not sent)")
     if report.aborted:
         lines.append(f"  aborted: {report.aborted}")
     if len(report.errors):

@@ -807,11 +807,8 @@ class _Engine:
         try:
             if self.dry_run:
                 res = self._plan(job, calls)
-            elif (
-                job.entry is not None
-                and job.entry.contact_id is not None
-                and job.entry.payload is not None
-            ):
+            elif job.entry is not None and job.entry.contact_id and job.entry.payload_hash:
+                # Confirmed before: straight to PATCH, no POST/409 round trip.
                 res = self._update_known(job, calls)
             else:
                 res = self._create(job, calls)
