@@ -195,3 +195,43 @@ def test_no_secret_in_any_output(
     # Name a leak by its first characters only: the test report must not leak it either.
     leaked = [secret[:4] + "..." for secret in forbidden if secret in text]
     assert not leaked, f"secrets in the outputs of {name}: {leaked}"
+
+
+# --------------------------------------------------------------------------- docs
+
+DOCS = ROOT / "docs"
+# Contract section 4's error codes (shared/api/contacts-api.md), all of them.
+CONTRACT_CODES = {
+    "validation_failed", "payload_too_large", "bad_request", "unauthorized", "invalid_client",
+    "invalid_scope", "insufficient_scope", "forbidden", "not_found", "conflict", "duplicate",
+    "request_in_progress", "quota_exceeded", "idempotency_key_reused", "rate_limited",
+    "internal_error", "provider_error", "unavailable",
+}  # fmt: skip
+
+
+def test_troubleshooting_covers_every_code() -> None:
+    from synckit import errors, rules
+
+    text = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    local = {*rules._MESSAGES, "invalid_choice", "duplicate_in_file"}
+    codes = CONTRACT_CODES | set(errors._BY_CODE) | local | {"consent_protected"}
+    missing = sorted(c for c in codes if f"`{c}`" not in text)
+    assert not missing, f"troubleshooting.md does not explain: {missing}"
+    for name in ("StateLockedError", "InputError", "ConfigError"):
+        assert f"`{name}`" in text
+
+
+def test_tour_notebook_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tour's Python block, as printed, against the sandbox (progress off, paths local)."""
+    text = (DOCS / "tour.md").read_text(encoding="utf-8")
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    block = block.replace(
+        "synckit.upsert(check, client)", "synckit.upsert(check, client, progress=False)"
+    )
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    scope: dict[str, Any] = {}
+    exec(compile(block, "docs/tour.md", "exec"), scope)
+    report = scope["report"]
+    assert report.summary()["created"] == len(scope["check"].valid) > 0
+    assert (tmp_path / "to_fix.csv").stat().st_size > 0
