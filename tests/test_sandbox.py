@@ -859,6 +859,12 @@ def test_fail_rate_answers_before_any_work(sandbox_factory: Callable[..., Sandbo
     assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers
 
 
+def test_faults_spare_the_token_endpoint(sandbox_factory: Callable[..., Sandbox]) -> None:
+    sb = sandbox_factory(fail_rate=1.0, drop_rate=1.0)
+    assert all(oauth(sb).status_code == 200 for _ in range(5))
+    assert Api(sb)("GET", "/contacts").status_code >= 500
+
+
 def test_fail_rate_is_reproducible_with_seed(sandbox_factory: Callable[..., Sandbox]) -> None:
     runs = []
     for _ in range(2):
