@@ -198,7 +198,8 @@ class SandboxServer:
             # a library (and a notebook) needs an exception instead.
             self.app.store.close()
             raise ConfigError(f"cannot listen on {config.host}:{config.port}") from exc
-        # Keep-alive-free handler threads must not hold up shutdown.
+        # Threads idling on keep-alive connections must not hold up shutdown;
+        # _close() ends those connections instead.
         self._server.block_on_close = False  # type: ignore[attr-defined]
         self._server.synckit_connections = set()  # type: ignore[attr-defined]
         self.port: int = self._server.server_address[1]
