@@ -2,9 +2,10 @@
 
 Each notebook is executed once per test session (a module fixture) with
 nbclient on a python3 kernel of this interpreter, working directory
-``notebooks/``: every cell, then every cell again in the same kernel (the
-"re-run anything" promise), then a probe cell (never stored) that reads the
-in-kernel sandbox's credentials so every output can be scanned for them.
+``notebooks/``: every cell, then -- in the same kernel, from the top again --
+every cell twice in a row (the "re-run any cell" promise), then a probe cell
+(never stored) that reads the in-kernel sandbox's credentials so every output
+can be scanned for them.
 
 The kernel's environment carries ``SYNCKIT_BASE_URL`` / ``SYNCKIT_TOKEN`` of
 a second sandbox started here, so the notebooks' "real deployment" section
@@ -69,10 +70,11 @@ def _outputs_text(cells: list[Any]) -> str:
     return "\n".join(parts)
 
 
-def _run_cells(client: NotebookClient, nb: Any) -> None:
+def _run_cells(client: NotebookClient, nb: Any, *, times: int = 1) -> None:
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
-            client.execute_cell(cell, index)
+            for _ in range(times):
+                client.execute_cell(cell, index)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +112,9 @@ def executions(deployment_env: dict[str, str]) -> dict[str, Execution]:
                     for c in nb.cells
                     if c.cell_type == "code"
                 ]
+                # Again from the top, in the same kernel, every cell twice in a row.
                 start = time.perf_counter()
-                _run_cells(client, nb)
+                _run_cells(client, nb, times=2)
                 result.second_pass = time.perf_counter() - start
                 result.rerun_cells = [c for c in nb.cells if c.cell_type == "code"]
                 probe = nbformat.v4.new_code_cell(PROBE)
@@ -162,7 +165,7 @@ def test_runs_top_to_bottom_and_again(name: str, executions: dict[str, Execution
     result = executions[name]
     assert result.error is None, result.error
     assert result.first_pass < TIME_LIMIT
-    assert result.second_pass < TIME_LIMIT
+    assert result.second_pass < 2 * TIME_LIMIT
     # Every code cell ran both times; nothing raised (nbclient raises on an error output).
     assert all(c.execution_count is not None for c in result.cells)
     assert not any(o.get("output_type") == "error" for c in result.rerun_cells for o in c.outputs)
