@@ -431,6 +431,24 @@ def test_conflict_email_wins_over_phone(sandbox: Sandbox) -> None:
     assert r.status_code == 200
 
 
+def test_concurrent_creates_of_one_email_make_one_contact(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    barrier = threading.Barrier(12)
+    statuses: list[int] = []
+
+    def create(i: int) -> None:
+        barrier.wait()
+        statuses.append(api.create({"email": "race@example.com", "first_name": str(i)}).status_code)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201] + [409] * 11
+    assert len(sandbox.contacts()) == 1
+
+
 def test_conflict_platform_envelope(sandbox_factory: Callable[..., Sandbox]) -> None:
     sb = sandbox_factory(error_style="platform")
     api = Api(sb)
