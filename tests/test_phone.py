@@ -1,0 +1,154 @@
+# ruff: noqa: E501  (test data reads better unwrapped)
+"""The phone fast path gives exactly phonenumbers' verdicts (differential + hypothesis)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synckit import rules
+from synckit._phone import _slow_once, fast_normalize, normalize_phones, slow_normalize_one
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _phone_corpus import JUNK, REGIONS, corpus, with_extensions
+
+# default regions to parse national formats with: the big ones, shared country
+# codes (+1, +44, +7, +61, +39), complex national prefixes (AR, BR, JP, AU, CN)
+DEFAULT_REGIONS = ["US", "GB", "DE", "CA", "AU", "FR", "IN", "BR", "AR", "JP", "GG", "AG", "IT",
+                   "RU", "KZ", "CN", "MX", "NG"]  # fmt: skip
+
+
+def reference(texts: list[str], region: str | None) -> list[tuple[str, str] | None]:
+    return [_slow_once(t, region) for t in texts]
+
+
+def check_decided_equal(texts: list[str], region: str | None) -> int:
+    e164, reg, decided = fast_normalize(pd.Series(texts, dtype="str"), region)
+    mismatches = []
+    for i in np.flatnonzero(decided):
+        want = _slow_once(texts[i], region)
+        got = None if e164[i] is None else (e164[i], reg[i])
+        if want != got:
+            mismatches.append((texts[i], region, want, got))
+    assert not mismatches, mismatches[:10]
+    return int(decided.sum())
+
+
+def run_corpus(n: int, regions: list[str], seed: int) -> None:
+    texts = corpus(n, seed=seed)
+    texts = list(dict.fromkeys(texts + with_extensions(texts[::6], seed=seed + 1)))
+    decided = 0
+    for region in regions:
+        decided += check_decided_equal(texts, region)
+    # the fast path must actually carry most of the load
+    assert decided > 0.6 * len(texts) * len(regions)
+
+
+def test_fast_path_equals_phonenumbers_on_generated_corpus() -> None:
+    run_corpus(2500, ["US", "GB", "AR", "CA", "DE", "JP"], seed=1)
+
+
+@pytest.mark.slow
+def test_fast_path_equals_phonenumbers_on_large_corpus() -> None:
+    # ~11.7k texts x 18 default regions: about 210k reference parses
+    run_corpus(10000, DEFAULT_REGIONS, seed=7)
+
+
+def test_every_region_example_in_every_format() -> None:
+    texts = []
+    for region in REGIONS:
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            for fmt in (
+                phonenumbers.PhoneNumberFormat.E164,
+                phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+                phonenumbers.PhoneNumberFormat.NATIONAL,
+            ):
+                texts.append(phonenumbers.format_number(number, fmt))
+    texts = list(dict.fromkeys(texts))
+    for region in ("US", "GB", "AR"):
+        check_decided_equal(texts, region)
+    # E.164 examples of every region are decided by the fast path, and valid
+    e164 = [t for t in texts if t.startswith("+") and " " not in t]
+    got, _reg, decided = fast_normalize(pd.Series(e164, dtype="str"), "US")
+    assert decided.mean() > 0.9
+    assert all(g == t for g, t, d in zip(got, e164, decided, strict=True) if d)
+
+
+def test_junk_and_edge_cases() -> None:
+    for region in ["US", "GB", "DE", "AR", "BR", "AU", "JP", "GG", None]:
+        check_decided_equal(list(dict.fromkeys(JUNK)), region)
+
+
+def test_normalize_phones_end_to_end_matches_slow_path() -> None:
+    texts = list(dict.fromkeys(corpus(800, seed=5)))
+    for region in ("US", "AR"):
+        e164, _ = normalize_phones(pd.Series(texts * 2, dtype="str"), region)
+        got = e164.tolist()[: len(texts)]
+        for text, out in zip(texts, got, strict=True):
+            found = slow_normalize_one(text, region)
+            if found is not None and rules.phone_region(found[0]) is None:
+                found = None  # the contract wants E.164 that re-parses to itself
+            assert (None if pd.isna(out) else out) == (found[0] if found else None), text
+
+
+def test_extensions_are_invalid_but_vanity_converts() -> None:
+    e164, region = normalize_phones(
+        pd.Series(
+            ["+1 415 555 2671 x12", "415-555-2671 ext. 45", "1-800-FLOWERS", "+1 415 555 2671"]
+        ),
+        "US",
+    )
+    assert e164.isna().tolist() == [True, True, False, False]
+    assert e164.iloc[2] == "+18003569377" and region.iloc[3] == "US"
+
+
+def test_double_zero_prefix_is_retried_as_plus() -> None:
+    e164, region = normalize_phones(pd.Series(["0044 7400 123456", "0049 30 1234567"]), "US")
+    assert e164.tolist() == ["+447400123456", "+49301234567"]
+    assert region.tolist() == ["GB", "DE"]
+
+
+def test_regions_of_shared_country_codes() -> None:
+    texts = ["+44 7911 123456", "+44 7400 123456", "+44 7624 123456", "+1 809 555 1234",
+             "+1 416 555 0100", "+1 787 555 0100", "+7 701 234 5678", "+7 912 345 6789"]  # fmt: skip
+    _, region = normalize_phones(pd.Series(texts), "US")
+    want = [phonenumbers.region_code_for_number(phonenumbers.parse(t)) for t in texts]
+    assert region.tolist() == want
+    assert "GG" in want and "IM" in want and "DO" in want and "KZ" in want
+
+
+digits = st.text(alphabet="0123456789", min_size=1, max_size=16)
+separators = st.sampled_from(["", " ", "-", ".", "(", ")", " (", ") "])
+shaped = st.builds(
+    lambda plus, parts: plus + "".join(parts),
+    st.sampled_from(["", "+", "+", "00", "011 ", "1 "]),
+    st.lists(st.one_of(digits, separators), min_size=1, max_size=8),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.one_of(shaped, st.text(max_size=20)), min_size=1, max_size=20),
+       st.sampled_from(["US", "GB", "DE", "AR", "BR", "AU", "IN", "JP"]))  # fmt: skip
+def test_hypothesis_fast_path_equals_phonenumbers(texts: list[str], region: str) -> None:
+    check_decided_equal(list(dict.fromkeys(texts)), region)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(shaped, min_size=1, max_size=10), st.sampled_from(["US", "GB", "FR"]))
+def test_hypothesis_results_are_e164_and_stable(texts: list[str], region: str) -> None:
+    e164, _ = normalize_phones(pd.Series(texts, dtype="str"), region)
+    out = [x for x in e164.tolist() if isinstance(x, str)]
+    for number in out:
+        assert rules.E164_PATTERN.fullmatch(number) and rules.phone_region(number)
+    again, _ = normalize_phones(pd.Series(out, dtype="str"), region)
+    assert again.tolist() == out
