@@ -93,6 +93,15 @@ class RequestRecord:
     ``status`` is the answer the server produced; ``dropped`` says the
     connection was then closed without sending it. ``time`` is the wall clock
     (``time.time()``) when the request arrived.
+
+    Example:
+        >>> import requests
+        >>> from synckit.sandbox import serve_sandbox
+        >>> with serve_sandbox() as sb:
+        ...     _ = requests.get(sb.url + "/contacts")
+        ...     rec = sb.request_log()[0]
+        >>> rec.method, rec.path, rec.status, rec.replayed
+        ('GET', '/v1/contacts', 401, False)
     """
 
     method: str

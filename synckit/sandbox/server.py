@@ -180,7 +180,18 @@ class _Handler(WSGIRequestHandler):
 
 
 class SandboxServer:
-    """The WSGI app bound to a listening socket; ``start()`` serves it from a background thread."""
+    """The WSGI app bound to a listening socket; ``start()`` serves it from a background thread.
+
+    :func:`serve_sandbox` is the usual way in; this class is for code that
+    manages the lifetime itself (the CLI serves in the foreground).
+
+    Example:
+        >>> server = SandboxServer(SandboxConfig(port=0))
+        >>> server.start()
+        >>> server.url.startswith("http://127.0.0.1:")
+        True
+        >>> server.stop()
+    """
 
     def __init__(self, config: SandboxConfig) -> None:
         config.validate()
