@@ -991,3 +991,17 @@ def test_notebook_html_hides_credentials(sandbox: Sandbox) -> None:
     page = sandbox._repr_html_()
     assert sandbox.url in page and "<td>1</td>" in page
     assert sandbox.token not in page and sandbox.client_secret not in page
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["synckit.sandbox", "synckit.sandbox.app", "synckit.sandbox.config", "synckit.sandbox.server",
+     "synckit.sandbox.state", "synckit.sandbox.store"],
+)  # fmt: skip
+def test_docstring_examples(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
