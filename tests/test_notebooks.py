@@ -85,8 +85,8 @@ def deployment_env() -> Iterator[dict[str, str]]:
     token = "sk_live_" + secrets.token_urlsafe(16)
     with synckit.serve_sandbox(port=0, token=token) as sb:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCKIT_")}
-        env.update(SYNCKIT_BASE_URL=sb.url, SYNCKIT_TOKEN=token, MPLBACKEND="Agg")
-        env.pop("JPY_PARENT_PID", None)
+        env.update(SYNCKIT_BASE_URL=sb.url, SYNCKIT_TOKEN=token)
+        env.pop("MPLBACKEND", None)  # the kernel's inline backend, as an analyst sees it
         yield env
 
 
@@ -169,6 +169,16 @@ def test_runs_top_to_bottom_and_again(name: str, executions: dict[str, Execution
     # Every code cell ran both times; nothing raised (nbclient raises on an error output).
     assert all(c.execution_count is not None for c in result.cells)
     assert not any(o.get("output_type") == "error" for c in result.rerun_cells for o in c.outputs)
+
+
+def test_quickstart_shows_charts_progress_and_rich_tables(executions: dict[str, Execution]) -> None:
+    outputs = [o for c in executions["01_quickstart.ipynb"].cells for o in c.outputs]
+    kinds = {k for o in outputs for k in o.get("data", {})}
+    assert "image/png" in kinds  # the problem chart and report.plot()
+    assert "text/html" in kinds  # Validation / SyncReport / DataFrames
+    assert "application/vnd.jupyter.widget-view+json" in kinds  # the upsert's progress bar
+    text = _outputs_text(executions["01_quickstart.ipynb"].cells)
+    assert "credential accepted" in text  # the deployment cell used the environment
 
 
 @pytest.mark.parametrize("name", NAMES)
