@@ -451,10 +451,10 @@ class Client:
             lifetime = float(body.get("expires_in", 7200))
         except (TypeError, ValueError):
             lifetime = 7200.0
-        # Renew a tenth of the lifetime early (at most a minute): enough for
-        # a request in flight to arrive before the token dies, even for the
-        # few-second tokens tests use.
-        margin = min(60.0, lifetime * 0.1)
+        # Renew early by a tenth of the lifetime, at least 2 s (half of a very
+        # short lifetime), at most a minute: a request queued, paced or slowed
+        # by a busy machine must still arrive before its token dies.
+        margin = min(60.0, max(lifetime * 0.1, min(2.0, lifetime * 0.5)))
         self._generation += 1
         self._token = _Token(
             value, self._generation, sent_at + lifetime - margin, sent_at + lifetime
