@@ -152,6 +152,14 @@ class Client:
             raise ConfigError("max_retries and max_retry_time must not be negative")
         if rate_limit is not None and rate_limit <= 0:
             raise ConfigError("rate_limit must be a positive number of requests per second")
+        parts = timeout if isinstance(timeout, tuple) else (timeout,)
+        if (
+            not parts
+            or len(parts) > 2
+            or not all(isinstance(x, (int, float)) and x > 0 for x in parts)
+        ):
+            # A request without a timeout can hang a worker thread forever.
+            raise ConfigError("timeout must be positive seconds, or a (connect, read) pair of them")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries

@@ -483,6 +483,8 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> None:
         {"client_id": "x"},
         {"token": "t", "client_id": "x", "client_secret": "y"},
         {"token": "t", "rate_limit": 0},
+        {"token": "t", "timeout": None},
+        {"token": "t", "timeout": (1.0, 0)},
     ],
 )
 def test_bad_configuration_is_a_config_error(kw: dict[str, Any]) -> None:
