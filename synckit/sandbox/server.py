@@ -225,7 +225,9 @@ class SandboxServer:
     def start(self) -> None:
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            # Shutdown waits for the next poll: short, because tests start and stop
+            # a sandbox per test.
+            kwargs={"poll_interval": 0.01},
             name=f"synckit-sandbox-{self.port}",
             daemon=True,
         )
