@@ -161,6 +161,12 @@ class Client:
             # A request without a timeout can hang a worker thread forever.
             raise ConfigError("timeout must be positive seconds, or a (connect, read) pair of them")
         self.base_url = base_url.rstrip("/")
+        split = urlsplit(self.base_url)
+        # Where we talk to, for messages: never the URL's user:password part.
+        self._host = split.hostname or "?"
+        if split.port:
+            self._host += f":{split.port}"
+        self._shown_url = split._replace(netloc=self._host).geturl()
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_retry_time = max_retry_time
@@ -255,7 +261,7 @@ class Client:
     def __repr__(self) -> str:
         user_limit = self._pacer.user_limit
         extra = f", rate_limit={user_limit!r}" if user_limit else ""
-        return f"Client({self.base_url!r}, auth={self.auth_kind!r}{extra})"
+        return f"Client({self._shown_url!r}, auth={self.auth_kind!r}{extra})"
 
     def close(self) -> None:
         """Close the connection pool (only when the client created the session)."""
@@ -578,7 +584,7 @@ class Client:
             except _TRANSIENT_TRANSPORT as exc:
                 status, request_id = None, None
                 err: APIError = TransportError(
-                    f"no answer from {urlsplit(url).netloc}: {_describe(exc)}",
+                    f"no answer from {self._host}: {_describe(exc)}",
                     method=method,
                     path=path,
                     attempts=attempts,
@@ -597,7 +603,7 @@ class Client:
             except requests.RequestException as exc:
                 self._finish(record, method, path, None, None, attempts, False, started)
                 raise TransportError(
-                    f"request to {urlsplit(url).netloc} failed: {_describe(exc)}",
+                    f"request to {self._host} failed: {_describe(exc)}",
                     method=method,
                     path=path,
                     attempts=attempts,
@@ -734,8 +740,22 @@ class Client:
 
 
 def _describe(exc: BaseException) -> str:
-    """A short, secret-free description of a transport failure."""
-    text = str(exc)
+    """A short, secret-free description of a transport failure.
+
+    requests wraps urllib3 wraps socket errors; the innermost one says what
+    actually happened ("Connection refused", "Read timed out").
+    """
+    inner: BaseException = exc
+    for _ in range(6):
+        nested = getattr(inner, "reason", None)
+        if not isinstance(nested, BaseException):
+            nested = next((a for a in inner.args if isinstance(a, BaseException)), None)
+        if not isinstance(nested, BaseException):
+            break
+        inner = nested
+    text = str(inner)
+    if "): " in text and text.startswith(("HTTPConnection", "HTTPSConnection")):
+        text = text.split("): ", 1)[1]  # drop the pool's repr; the host is named already
     if len(text) > 200:
         text = text[:200] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

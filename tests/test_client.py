@@ -313,12 +313,15 @@ def test_dropped_connection_after_commit_creates_no_duplicate(sandbox_factory: F
 
 def test_connection_refused_is_a_transport_error(sandbox_factory: Factory) -> None:
     sb = sandbox_factory()
-    url = sb.url
+    url = sb.url.replace("http://", "http://alice:url-secret@")
     client = Client(url, token="t", max_retries=2, backoff_base=0.01)
     sb._server.stop()  # nothing listens there any more
     with client, pytest.raises(TransportError) as info:
         client.get_contact("ct_1")
-    assert info.value.attempts == 3 and info.value.status is None and info.value.retryable
+    err = info.value
+    assert err.attempts == 3 and err.status is None and err.retryable
+    assert "Connection refused" in str(err) and f"127.0.0.1:{sb.port}" in str(err)
+    assert "url-secret" not in str(err) + repr(client)
     assert client.last_call is not None and client.last_call.status is None
 
 
