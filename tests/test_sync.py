@@ -343,3 +343,22 @@ def test_failed_rows_join_back_to_a_plain_frame(
     assert list(failed.index) == list(problems) == [3, 5, 6]
     assert failed.loc[3, "email"] == "nope"  # as given
     assert failed.loc[5, "first_name"] == frame.loc[3, "first_name"]
+
+
+def test_progress_bar_only_on_a_terminal(
+    sandbox: Sandbox,
+    client_for: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = client_for(sandbox)
+    upsert(contacts_frame(30), client, batch_size=10)  # stderr is not a TTY under pytest
+    assert capsys.readouterr().err == ""
+    from synckit import sync
+
+    monkeypatch.setattr(sync, "_is_tty", lambda: True)
+    upsert(contacts_frame(30, start=30), client, batch_size=10)
+    err = capsys.readouterr().err
+    assert "30/30" in err and "row" in err
+    upsert(contacts_frame(30, start=60), client, batch_size=10, progress=False)
+    assert capsys.readouterr().err == ""
