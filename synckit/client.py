@@ -105,7 +105,16 @@ class Client:
     pace for all threads together, and the server's ``X-RateLimit-Limit``
     lowers it; ``session`` lets you bring your own ``requests.Session`` (its
     adapters are then left as they are); ``pool_size`` sizes the connection
-    pool (use at least the number of threads sharing the client).
+    pool (use at least the number of threads sharing the client);
+    ``backoff_base`` / ``backoff_cap`` shape the exponential backoff with full
+    jitter after 5xx and connection errors; ``max_retry_after`` caps a
+    server's ``Retry-After``.
+
+    Retries: 429 and ``409 request_in_progress`` after ``Retry-After``; 5xx
+    and connection errors only for GETs and keyed writes (every write gets an
+    ``Idempotency-Key``, the same for all its retries); never other 4xx. Each
+    retry logs one line on the ``synckit`` logger. :attr:`last_call` tells
+    this thread how its last call went (attempts, status, request id).
 
     Example:
         >>> client = Client("http://127.0.0.1:8765/v1", token="secret")  # no request yet
