@@ -362,3 +362,29 @@ def test_progress_bar_only_on_a_terminal(
     assert "30/30" in err and "row" in err
     upsert(contacts_frame(30, start=60), client, batch_size=10, progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("style", ["contacts", "platform"])
+def test_remote_validation_errors_are_one_row_per_field(
+    sandbox_factory: Callable[..., Sandbox], client_for: Any, style: str
+) -> None:
+    # Local rules allow SMS to Brazil here; the API's list does not: only the server objects.
+    sb = sandbox_factory(error_style=style)
+    client = client_for(sb)
+    frame = pd.DataFrame(
+        {"email": ["br@example.com", "ok@example.com"],
+         "phone_number": ["+5511961233999", None], "sms_consent": ["subscribed", None]},
+        index=pd.Index([2, 3], name="row"),
+    )  # fmt: skip
+    countries = {"US", "GB", "BR"}
+    report = upsert(frame, client, sms_countries=countries, progress=False)
+    row = report.rows.loc[2]
+    assert row["status"] == "failed"
+    assert row["http_status"] == (422 if style == "contacts" else 400)
+    assert row["error_code"] == "validation_failed"
+    api = report.errors[report.errors["stage"] == "api"]
+    assert api["field"].astype(str).tolist() == ["sms_consent"]
+    assert api["message"].astype(str).tolist() == ["requires a phone number from a supported country"]
+    assert api["request_id"].iloc[0] == row["request_id"] and pd.notna(row["request_id"])
+    assert api["value"].iloc[0] == "subscribed"
+    assert report.rows.loc[3, "status"] == "created"
