@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import synckit
+from synckit import rules
 from synckit.client import Client
 from synckit.errors import ConfigError, PermissionDenied
 from synckit.sandbox import Sandbox
@@ -384,7 +385,7 @@ def test_remote_validation_errors_are_one_row_per_field(
     assert row["error_code"] == "validation_failed"
     api = report.errors[report.errors["stage"] == "api"]
     assert api["field"].astype(str).tolist() == ["sms_consent"]
-    assert api["message"].astype(str).tolist() == ["requires a phone number from a supported country"]
+    assert api["message"].astype(str).tolist() == [rules.message("sms_country")]
     assert api["request_id"].iloc[0] == row["request_id"] and pd.notna(row["request_id"])
     assert api["value"].iloc[0] == "subscribed"
     assert report.rows.loc[3, "status"] == "created"
