@@ -229,8 +229,7 @@ class Client:
         Credentials given as overrides replace those in the environment.
 
         Example:
-            >>> client = Client.from_env(rate_limit=50)  # doctest: +SKIP
-            >>> client
+            >>> Client.from_env(rate_limit=50)  # SYNCKIT_* set  # doctest: +SKIP
             Client('http://127.0.0.1:8765/v1', auth='token', rate_limit=50)
         """
         env = os.environ

@@ -171,3 +171,15 @@ def test_str_repr_and_to_dict() -> None:
 def test_exported_from_the_package() -> None:
     for name in ("AuthError", "Conflict", "RateLimited", "TransportError", "SynckitError"):
         assert getattr(synckit, name) is getattr(synckit.errors, name)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import synckit._ratelimit
+    import synckit.client
+
+    for module in (synckit.errors, synckit.client, synckit._ratelimit):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, module.__name__
+        assert result.attempted > 0
