@@ -69,7 +69,7 @@ def test_crud_round_trip(sandbox: Sandbox) -> None:
         assert changed["first_name"] == "Ada" and changed["custom_fields"] == {"a": 1, "b": 2}
         assert [c["id"] for c in client.find_contacts(email="ada@example.com")] == [made["id"]]
         assert [c["id"] for c in client.find_contacts(phone_number="+447400123456")] == [made["id"]]
-        assert client.delete_contact(made["id"]) is None
+        client.delete_contact(made["id"])
         assert client.last_call is not None and client.last_call.status == 204
         with pytest.raises(NotFound):
             client.get_contact(made["id"])
@@ -447,8 +447,8 @@ def test_secrets_never_in_repr_logs_or_errors(
     except SynckitError as exc:
         errors.append(exc)
     assert len(errors) == 3
-    for exc in errors:
-        texts += [str(exc), repr(exc), repr(getattr(exc, "to_dict", dict)())]
+    for err in errors:
+        texts += [str(err), repr(err), repr(getattr(err, "to_dict", dict)())]
     texts += [r.getMessage() for r in caplog.records]
     assert any("retrying" in t for t in texts)  # the logs did record retries
     blob = "\n".join(texts)

@@ -79,7 +79,12 @@ def test_a_pause_during_a_sleep_is_honoured() -> None:
     pacer = RatePacer(rate_limit=2 / 0.95)  # slots 500 ms apart
     pacer.acquire()
     returned: list[float] = []
-    t = threading.Thread(target=lambda: (pacer.acquire(), returned.append(time.monotonic())))
+
+    def other() -> None:
+        pacer.acquire()
+        returned.append(time.monotonic())
+
+    t = threading.Thread(target=other)
     t.start()  # sleeps towards its slot, ~500 ms ahead
     time.sleep(0.05)
     before = time.monotonic()
