@@ -347,6 +347,7 @@ class _Engine:
         self.duplicates = duplicates
 
         self.ledger: Ledger | None = None
+        self.source: str | None = None
         self.run_id = uuid.uuid4().hex[:12]
         # Without a ledger nothing can resume, so keys are unique per run: a
         # re-run of the same file must not be answered from yesterday's replay.
@@ -469,7 +470,7 @@ class _Engine:
             with ledger_cm:
                 if self.ledger is not None and not self.dry_run:
                     self.run_id = self.ledger.begin_run(
-                        source=_describe_source(data), options=self._options()
+                        source=self.source or _describe_source(data), options=self._options()
                     )
                     self._salt = ""  # deterministic keys: a resumed run replays
                 if self.ledger is not None and self.retry_failed:
@@ -1267,6 +1268,7 @@ def upsert(
     retry_failed: bool = False,
     allow_resubscribe: bool = False,
     duplicates: str = "last",
+    source: str | None = None,
 ) -> SyncReport:
     """Create or update every valid row through ``client``; returns a :class:`SyncReport`.
 
@@ -1298,6 +1300,8 @@ def upsert(
       unsubscribed/suppressed or ``sms_consent`` unsubscribed into an opt-in;
       the field is left out and a ``consent_protected`` warning added.
       ``allow_resubscribe=True`` turns this off.
+    - ``source`` names the input in the ledger's run history (the CLI passes
+      the file path).
 
     Empty cells are not sent, so they never clear a value in the platform.
 
@@ -1319,6 +1323,7 @@ def upsert(
         allow_resubscribe=allow_resubscribe,
         duplicates=duplicates,
     )
+    engine.source = source
     return engine.run(data)
 
 

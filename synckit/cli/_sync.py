@@ -217,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
             state=opts["state"],
             retry_failed=bool(opts["retry_failed"]),
             allow_resubscribe=bool(opts["allow_resubscribe"]),
+            source=str(source),
         )
     except KeyboardInterrupt as exc:
         interrupted = getattr(exc, "report", None) or last_report()
