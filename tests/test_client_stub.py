@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -156,9 +157,11 @@ def test_html_502_from_a_proxy_becomes_a_readable_server_error(stub: Stub, caplo
     assert err.request_id == "req_stub_3"
     retry_lines = [r for r in caplog.records if r.getMessage().startswith("retrying")]
     assert len(retry_lines) == 2
-    assert all(
-        "GET /contacts/ct_1" in r.getMessage() and "502" in r.getMessage() for r in retry_lines
-    )
+    for n, record in enumerate(retry_lines, start=1):
+        text = record.getMessage()
+        # method, path, status, request id and the wait, one line per retry
+        assert "GET /contacts/ct_1" in text and "after 502" in text
+        assert f"request_id=req_stub_{n}" in text and re.search(r"in \d+\.\d\ds", text)
 
 
 def test_503_retry_after_then_success(stub: Stub) -> None:
@@ -225,3 +228,34 @@ def test_every_request_carries_timeout_auth_and_user_agent(stub: Stub) -> None:
     assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
     assert seen.headers["User-Agent"] == "ua-test/1"
     assert "Idempotency-Key" not in seen.headers
+
+
+def test_a_callers_session_is_used_and_left_open(stub: Stub) -> None:
+    import requests
+
+    stub.answer(200, CONTACT)
+    session = requests.Session()
+    session.headers["X-Trace"] = "mine"
+    with Client(stub.url, token=TOKEN, session=session) as client:
+        client.get_contact("ct_1")
+    assert stub.seen[0].headers.get("X-Trace") == "mine"
+    assert session.get(stub.url + "/contacts/ct_1", timeout=5).status_code == 200  # still open
+    session.close()
+
+
+def test_argument_errors_are_config_errors(stub: Stub) -> None:
+    from synckit.errors import ConfigError
+
+    stub.answer(200, CONTACT)
+    with _client(stub) as client:
+        with pytest.raises(ConfigError):
+            client.find_contacts()
+        with pytest.raises(ConfigError):
+            list(client.iter_contacts(limit=0))
+        with pytest.raises(ConfigError):
+            client.get_contact("")
+        with pytest.raises(ConfigError):
+            client.create_contact({"email": "a@example.com"}, idempotency_key="k" * 256)
+    with pytest.raises(ConfigError, match="closed"):
+        client.get_contact("ct_1")
+    assert stub.seen == []
