@@ -227,3 +227,8 @@ def test_demo_runs_both_files(capsys: Capture) -> None:
     assert "contacts.csv" in out and "contacts_updated.csv" in out
     assert out.count("created") >= 2 and "unchanged" in out
     assert took < 20
+
+
+def test_demo_without_sample_data_exits_2(tmp_path: Path, capsys: Capture) -> None:
+    assert main(["demo", "--data-dir", str(tmp_path)]) == 2
+    assert "--data-dir" in capsys.readouterr().err
