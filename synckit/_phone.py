@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
 import numpy as np
@@ -50,6 +50,13 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 
 from synckit import rules
+
+try:  # pandas keeps text in pyarrow when it is installed; use its RE2 directly
+    import pyarrow as _pa
+    import pyarrow.compute as _pc
+except ImportError:  # pragma: no cover - pandas without pyarrow: the pandas path
+    _pa = None
+    _pc = None
 
 __all__ = ["fast_normalize", "normalize_phones", "slow_normalize_one"]
 
@@ -189,8 +196,29 @@ def _main_meta(country_code: int) -> _Meta | None:
     return _meta(regions[0], country_code)
 
 
+def _regex(s: pd.Series, pattern: str, *, full: bool) -> np.ndarray:
+    """Anchored regex test per value (full match, or prefix match like ``re.match``).
+
+    Goes straight to pyarrow's RE2 for arrow-backed text (the pandas wrapper
+    costs more than the matching on the many small groups here); the
+    differential tests prove the verdicts equal Python's ``re``.
+    """
+    if not len(s):
+        return np.zeros(0, dtype=bool)
+    if _pc is not None and getattr(s.dtype, "storage", None) == "pyarrow":
+        anchored = "^(?:" + pattern + (")$" if full else ")")
+        res = _pc.match_substring_regex(_pa.array(s.array), anchored).fill_null(False)
+        return np.array(res.to_numpy(zero_copy_only=False), dtype=bool)
+    out = s.str.fullmatch(pattern) if full else s.str.match(pattern)
+    return np.array(out.to_numpy(dtype=bool, na_value=False))
+
+
+def _text(values: np.ndarray) -> pd.Series:
+    return pd.Series(values, dtype="str")
+
+
 def _fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
-    return np.array(s.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False))
+    return _regex(s, pattern, full=True)
 
 
 def _desc_match(s: pd.Series, lengths: np.ndarray, desc: _Desc | None) -> np.ndarray:
@@ -207,6 +235,13 @@ def _desc_match(s: pd.Series, lengths: np.ndarray, desc: _Desc | None) -> np.nda
         hit[ok] = _fullmatch(s[ok], desc.pattern)
         ok = hit
     return ok
+
+
+@lru_cache(maxsize=4096)
+def _types_for_length(meta: _Meta, length: int) -> str | None:
+    """One alternation of every type pattern whose possible lengths admit ``length``."""
+    patterns = [d.pattern for d in meta.types if d.lengths is None or length in d.lengths]
+    return "|".join(f"(?:{p})" for p in patterns) if patterns else None
 
 
 def _general_viable(s: pd.Series, meta: _Meta) -> np.ndarray:
@@ -238,7 +273,7 @@ def _strip_np(s: pd.Series, meta: _Meta) -> tuple[pd.Series, np.ndarray]:
     if meta.npfp_literals is None or meta.has_transform:
         # A regex prefix: only rows where it cannot match at all are certain.
         # (A pattern that matches the empty string matches everything.)
-        matched = np.array(s.str.match(meta.npfp).to_numpy(dtype=bool, na_value=False))
+        matched = _regex(s, meta.npfp, full=False)
         # An empty match that captured nothing strips nothing (Argentina's prefix
         # matches every number this way): those rows are certain. Python's re,
         # as phonenumbers uses it, judges each value.
@@ -296,37 +331,38 @@ def _classify(nsn: pd.Series, cc: int) -> tuple[np.ndarray, np.ndarray]:
             continue
         idx = np.flatnonzero(todo)
         sub = nsn.iloc[idx]
-        sub_len = lengths[idx]
-        type_ok = _type_known(sub, sub_len, meta)
-        if len(region_list) == 1:
-            claimed = np.ones(len(idx), dtype=bool)
-        elif meta.leading_digits is not None:
-            claimed = np.array(
-                sub.str.match(meta.leading_digits).to_numpy(dtype=bool, na_value=False)
-            )
+        if len(region_list) > 1 and meta.leading_digits is not None:
+            claimed = _regex(sub, meta.leading_digits, full=False)
+            idx = idx[claimed]
+            type_ok = _type_known(nsn.iloc[idx], lengths[idx], meta)
         else:
-            claimed = type_ok
-        hit = idx[claimed]
-        regions[hit] = region
-        valid[hit] = type_ok[claimed]
-        todo[hit] = False
+            type_ok = _type_known(sub, lengths[idx], meta)
+            if len(region_list) > 1:
+                idx = idx[type_ok]
+                type_ok = type_ok[type_ok]
+        regions[idx] = region
+        valid[idx] = type_ok
+        todo[idx] = False
     return regions, valid
 
 
 def _type_known(s: pd.Series, lengths: np.ndarray, meta: _Meta) -> np.ndarray:
-    """``_number_type_helper(...) != UNKNOWN``: the general desc and at least one type desc."""
+    """``_number_type_helper(...) != UNKNOWN``: the general desc and at least one type desc.
+
+    The type descs are tried together, one alternation per number length
+    (each desc's possible lengths decide whether it takes part).
+    """
     ok = _desc_match(s, lengths, meta.general)
     if not ok.any():
         return ok
-    idx = np.flatnonzero(ok)
-    remaining = idx
     found = np.zeros(len(s), dtype=bool)
-    for desc in meta.types:
-        if len(remaining) == 0:
-            break
-        hit = _desc_match(s.iloc[remaining], lengths[remaining], desc)
-        found[remaining[hit]] = True
-        remaining = remaining[~hit]
+    idx = np.flatnonzero(ok)
+    for length in np.unique(lengths[idx]).tolist():
+        pattern = _types_for_length(meta, int(length))
+        if pattern is None:
+            continue
+        sel = idx[lengths[idx] == length]
+        found[sel] = _fullmatch(s.iloc[sel], pattern)
     return found
 
 
@@ -363,7 +399,9 @@ def fast_normalize(
 
     # (country code, national number before prefix stripping) per row
     cc_arr = np.zeros(n, dtype=np.int64)
-    nat = pd.Series(np.full(n, "", dtype=object), dtype="str")
+    # numbers are collected in a plain object array: assigning into an
+    # arrow-backed Series rebuilds it each time
+    nat = np.full(n, "", dtype=object)
     unsure = np.zeros(n, dtype=bool)
     intl = plus.copy()  # country code read from the text
 
@@ -379,7 +417,7 @@ def fast_normalize(
             if known.any():
                 sel = idx[known]
                 cc_arr[sel] = head[known].astype(np.int64).to_numpy()
-                nat.iloc[sel] = d[known].str.slice(width).to_numpy()
+                nat[sel] = d[known].str.slice(width).to_numpy(dtype=object)
                 found |= known
         # unknown country code: parse() retries it as a national number
         unsure[idx[~found]] = True
@@ -399,14 +437,14 @@ def fast_normalize(
             idx = np.flatnonzero(national)
             d = digits.iloc[idx]
             idd = (
-                np.array(d.str.match(meta_default.idd).to_numpy(dtype=bool, na_value=False))
+                _regex(d, meta_default.idd, full=False)
                 if meta_default.idd
                 else np.zeros(len(idx), dtype=bool)
             )
             unsure[idx[idd]] = True
             cc = int(meta_default.country_code)
             cc_arr[idx] = cc
-            nat.iloc[idx] = d.to_numpy()
+            nat[idx] = d.to_numpy(dtype=object)
             # "starts with the default country code": parse() may take it as one
             starts = (
                 np.array(
@@ -433,13 +471,13 @@ def fast_normalize(
                 take &= ~pot_unsure
                 # taken: the country code is read off, and the rest is handled
                 # like a '+' number (prefix stripping with the main region)
-                nat.iloc[sidx[take]] = pot[take].to_numpy()
+                nat[sidx[take]] = pot[take].to_numpy(dtype=object)
                 intl[sidx[take]] = True
             rest = national & ~intl & ~unsure
             if rest.any():
                 ridx = np.flatnonzero(rest)
-                stripped, np_unsure = _strip_np_checked(nat.iloc[ridx], meta_default)
-                nat.iloc[ridx] = stripped.to_numpy()
+                stripped, np_unsure = _strip_np_checked(_text(nat[ridx]), meta_default)
+                nat[ridx] = stripped.to_numpy(dtype=object)
                 unsure[ridx[np_unsure]] = True
 
     # '+' numbers: national prefix stripping with the country code's main region
@@ -451,19 +489,19 @@ def fast_normalize(
             if main is None:
                 unsure[sel] = True
                 continue
-            stripped, np_unsure = _strip_np_checked(nat.iloc[sel], main)
-            nat.iloc[sel] = stripped.to_numpy()
+            stripped, np_unsure = _strip_np_checked(_text(nat[sel]), main)
+            nat[sel] = stripped.to_numpy(dtype=object)
             unsure[sel[np_unsure]] = True
 
     ready = shape & ~unsure
-    nat_len = np.array(nat.str.len().to_numpy(dtype=np.int64, na_value=0))
+    nat_len = np.fromiter(map(len, nat), dtype=np.int64, count=n)
     # parse() refuses national numbers shorter than 2 or longer than 17 digits
     bad_len = ready & ((nat_len < 2) | (nat_len > _MAX_DIGITS))
     decided[bad_len] = True
     ready &= ~bad_len
     for cc in np.unique(cc_arr[ready]):
         sel = np.flatnonzero(ready & (cc_arr == cc))
-        sub = nat.iloc[sel]
+        sub = _text(nat[sel])
         regs, ok = _classify(sub, int(cc))
         decided[sel] = True
         good = sel[ok]
@@ -485,15 +523,41 @@ def _check_canonical(texts: pd.Series, e164: np.ndarray, region: np.ndarray) -> 
     if not len(have):
         return
     out = pd.Series(e164[have], dtype="str")
-    shaped = np.array(out.str.fullmatch(rules.E164_PATTERN.pattern).to_numpy(dtype=bool))
+    shaped = _fullmatch(out, rules.E164_PATTERN.pattern)
     e164[have[~shaped]] = None
     region[have[~shaped]] = None
     given = texts.iloc[have].to_numpy(dtype=object)
     recheck = np.flatnonzero(shaped & (out.to_numpy(dtype=object) != given))
     if not len(recheck):
         return
-    sub = out.iloc[recheck].reset_index(drop=True)
-    codes, uniq = pd.factorize(sub)
+    sub = out.iloc[recheck]
+    # Re-parsing "+<cc><nsn>" reads the same country code back (calling codes are
+    # prefix-free); only a national prefix at the start of the nsn can change the
+    # result, so only those numbers get the full re-check.
+    digits = sub.str.slice(1)
+    ccs = np.zeros(len(sub), dtype=np.int64)
+    for width in (3, 2, 1):
+        head = digits.str.slice(0, width)
+        listed = head.isin([str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE])
+        hit = np.array(listed.to_numpy(dtype=bool, na_value=False))
+        ccs[hit] = head[hit].astype(np.int64).to_numpy()
+    need = ccs == 0
+    for cc in np.unique(ccs[ccs > 0]).tolist():
+        main = _main_meta(int(cc))
+        sel = np.flatnonzero(ccs == cc)
+        if main is None:
+            need[sel] = True
+            continue
+        if not main.npfp:
+            continue
+        nsn = digits.iloc[sel].str.slice(len(str(cc)))
+        stripped, unsure = _strip_np(nsn, main)
+        changed = stripped.to_numpy(dtype=object) != nsn.to_numpy(dtype=object)
+        need[sel[changed | unsure]] = True
+    recheck = recheck[need]
+    if not len(recheck):
+        return
+    codes, uniq = pd.factorize(out.iloc[recheck].reset_index(drop=True))
     again_e, _again_r, decided = fast_normalize(pd.Series(uniq, dtype="str"), None)
     same = np.zeros(len(uniq), dtype=bool)
     for j, text in enumerate(uniq.tolist()):
