@@ -58,6 +58,7 @@ class RatePacer:
         self._server_limit: float | None = None
         self._headroom = headroom
         self._interval = 0.0
+        self._tolerance = 0.0
         self._next = 0.0  # monotonic time of the next free slot
         self._paused_until = 0.0
         self._shift = 0.0  # total pause time added so far (see acquire)
@@ -86,8 +87,12 @@ class RatePacer:
         return self._paused_until
 
     def _recompute(self) -> None:
-        rate = self.rate
+        rate, limit = self.rate, self.limit
         self._interval = 1.0 / rate if rate else 0.0
+        # Slots missed while every thread was busy may be caught up, but only
+        # so far that any one-second span still holds at most rate * (1 + tol)
+        # + 1 requests: half the headroom, so the limit is never reached.
+        self._tolerance = max(0.0, 0.5 * (limit - 1 - rate) / rate) if rate and limit else 0.0
 
     def acquire(self) -> float:
         """Block until this thread may send; returns the seconds waited."""
@@ -95,8 +100,8 @@ class RatePacer:
         with self._lock:
             slot = max(started, self._paused_until)
             if self._interval:
-                slot = max(slot, self._next)
-                self._next = slot + self._interval
+                slot = max(slot, self._next - self._tolerance)
+                self._next = max(self._next, slot) + self._interval
             shift = self._shift
         while True:
             wait = slot - time.monotonic()
