@@ -204,10 +204,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests, shorter run")
     parser.add_argument("--rate-only", action="store_true", help="skip the CPU part")
+    parser.add_argument("--threads", type=int, default=16, help="threads sharing the client")
     args = parser.parse_args()
     if not args.rate_only:
         cpu_per_create(500 if args.quick else 2000)
-    held_rate(8.0 if args.quick else 20.0)
+    held_rate(8.0 if args.quick else 20.0, threads=args.threads)
 
 
 if __name__ == "__main__":
