@@ -3,9 +3,11 @@
 Why pacing instead of a token bucket: the server counts requests per second
 (``X-RateLimit-*``), and any burst we allow ourselves lands in the server's
 window on top of whatever is already in flight. Spacing requests evenly at a
-little under the announced limit keeps every server window (fixed, sliding or
-bucket) under the limit, so 429s become rare, while 16 threads waiting on
-their slots still fill every slot.
+little under the announced limit (95 %) keeps every server window (fixed,
+sliding or bucket) under the limit, so 429s become rare, while 16 threads
+waiting on their slots still fill every slot. Slots missed while every thread
+was busy may be caught up within half the remaining headroom (a GCRA
+tolerance), so a one-second span never holds more than the limit.
 
 Example:
     >>> pacer = RatePacer(rate_limit=100)
