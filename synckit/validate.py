@@ -82,7 +82,16 @@ def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
     out = []
     for (fld, code), group in errors.groupby(["field", "code"], sort=False):
         rows = group["row"].head(examples).tolist()
-        values = [v for v in group["value"].dropna().unique()[:examples].tolist()]
+        values: list[Any] = []
+        seen: set[str] = set()
+        for value in group["value"].tolist():
+            key = repr(value)  # values may be dicts (custom_fields): compare by text
+            if value is None or key in seen:
+                continue
+            seen.add(key)
+            values.append(value)
+            if len(values) == examples:
+                break
         out.append(
             {"field": fld, "code": code, "count": len(group), "rows": rows, "examples": values}
         )
@@ -277,6 +286,17 @@ def _parse_custom(value: Any) -> Any:
     return value
 
 
+def _lower(s: pd.Series) -> pd.Series:
+    """Python's ``str.lower`` (pyarrow's differs on a few letters: final sigma, dotted I)."""
+    low = s.str.lower()
+    odd = np.array((~s.str.isascii()).to_numpy(dtype=bool, na_value=False))
+    if not odd.any():
+        return low
+    values = low.to_numpy(dtype=object)
+    values[odd] = [str(v).lower() for v in s[odd].tolist()]
+    return pd.Series(values, index=s.index, dtype="str")
+
+
 def _per_distinct(s: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """Apply a text transformation once per distinct value (for low-cardinality columns)."""
     codes, uniques = pd.factorize(s)
@@ -292,7 +312,7 @@ def _consent(s: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
     """Trimmed, lower-cased; spaces/hyphens read as underscores when that names a choice."""
 
     def fix(u: pd.Series) -> pd.Series:
-        lower = u.str.lower()
+        lower = _lower(u)
         alt = lower.str.replace(r"[ \t\-]+", "_", regex=True)
         use_alt = alt.isin(allowed) & ~lower.isin(allowed)
         return lower.where(~use_alt, alt)
@@ -375,6 +395,9 @@ def validate(
     rows = _row_numbers(df)
     n = len(df)
     present_fields = [f for f in rules.FIELDS if f in df.columns]
+    twice = [f for f in present_fields if list(df.columns).count(f) > 1]
+    if twice:
+        raise ConfigError(f"column {twice[0]!r} appears more than once")
     ignored = tuple(str(c) for c in df.columns if c not in rules.FIELDS)
 
     raw: dict[str, pd.Series] = {}
@@ -400,7 +423,7 @@ def validate(
 
     email_ok = np.ones(n, dtype=bool)
     if "email" in norm:
-        lowered = norm["email"].str.lower()
+        lowered = _per_distinct(norm["email"], _lower)
         norm["email"] = lowered
         codes, uniques = pd.factorize(lowered)
         verdict = _email.valid_emails(pd.Series(np.asarray(uniques, dtype=object), dtype="str"))
@@ -572,11 +595,11 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     if policy == "keep" or len(keys) < 2:
         return empty
     n = len(keys)
-    columns = [
-        pd.Series(keys[c].to_numpy(dtype=object), dtype="str") if c in keys else None
-        for c in ("email", "phone_number")
-    ]
-    codes = [pd.factorize(s)[0] for s in columns if s is not None]
+    # factorize the key columns as they are (no Python strings: this runs on
+    # every valid row of a million-row file at the end of ``validate_file``)
+    email_codes = pd.factorize(keys["email"])[0] if "email" in keys else None
+    phone_codes = pd.factorize(keys["phone_number"])[0] if "phone_number" in keys else None
+    codes = [c for c in (email_codes, phone_codes) if c is not None]
     # only rows sharing some key can be in a group: work on those alone
     involved = np.zeros(n, dtype=bool)
     for c in codes:
@@ -614,14 +637,20 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     first = first[pick]
     rows = keys["row"].to_numpy()
     other = np.where(rejected == last, first, last)
-    email = _objects(columns[0]) if columns[0] is not None else None
-    phone = _objects(columns[1]) if columns[1] is not None else None
     fields: list[str] = []
     messages: list[str] = []
     for pos, kept in zip(rejected.tolist(), other.tolist(), strict=True):
-        if email is not None and email[pos] is not None and email[pos] == email[kept]:
+        if (
+            email_codes is not None
+            and email_codes[pos] >= 0
+            and email_codes[pos] == email_codes[kept]
+        ):
             how, fld = "same email", "email"
-        elif phone is not None and phone[pos] is not None and phone[pos] == phone[kept]:
+        elif (
+            phone_codes is not None
+            and phone_codes[pos] >= 0
+            and phone_codes[pos] == phone_codes[kept]
+        ):
             how, fld = "same phone_number", "phone_number"
         else:
             how, fld = "linked through shared email or phone_number", rules.REQUIRED_FIELD
@@ -650,20 +679,32 @@ def to_payloads(valid: pd.DataFrame) -> list[tuple[int, dict[str, Any]]]:
     """
     fields = [f for f in rules.FIELDS if f in valid.columns]
     rows = [int(r) for r in valid.index.tolist()]
-    columns: list[list[Any]] = []
-    for fld in fields:
+    n = len(rows)
+    columns: list[np.ndarray] = []
+    present = np.zeros(n, dtype=np.int64)  # bit i set: field i has a value
+    for bit, fld in enumerate(fields):
         col = valid[fld]
         if fld == "custom_fields":
-            columns.append([v if isinstance(v, dict) and v else None for v in col.tolist()])
+            values = np.empty(n, dtype=object)
+            values[:] = col.tolist()
+            has = np.array([isinstance(v, dict) and bool(v) for v in values], dtype=bool)
         else:
             values = _objects(col)
-            columns.append([v if v != "" else None for v in values.tolist()])
-    out: list[tuple[int, dict[str, Any]]] = []
-    append = out.append
-    for row, cells in zip(
-        rows, zip(*columns, strict=True) if columns else [()] * len(rows), strict=True
-    ):
-        append((row, {k: v for k, v in zip(fields, cells, strict=True) if v is not None}))
+            has = np.array([v is not None and v != "" for v in values.tolist()], dtype=bool)
+        columns.append(values)
+        present |= has.astype(np.int64) << bit
+    bodies: list[dict[str, Any]] = [{}] * n
+    # rows with the same set of present fields share one key list: no per-cell test
+    for mask in np.unique(present).tolist():
+        sel = np.flatnonzero(present == mask)
+        keys = [f for bit, f in enumerate(fields) if mask >> bit & 1]
+        cols = [columns[bit][sel].tolist() for bit in range(len(fields)) if mask >> bit & 1]
+        made = [dict(zip(keys, cells, strict=True)) for cells in zip(*cols, strict=True)]
+        if not cols:
+            made = [{} for _ in sel]
+        for i, body in zip(sel.tolist(), made, strict=True):
+            bodies[i] = body
+    out = list(zip(rows, bodies, strict=True))
     return out
 
 
@@ -708,7 +749,7 @@ def validate_file(
     default_region: str | None = "US",
     sms_countries: Collection[str] | None = None,
     duplicates: Duplicates = "last",
-    chunksize: int = 100_000,
+    chunksize: int = 50_000,
     errors_path: str | Path | None = None,
     sample: int = 1000,
     progress: Callable[[int], None] | None = None,

@@ -321,6 +321,13 @@ def test_summary_repr_and_html() -> None:
     assert "<table>" in page and "invalid_email" in page and "bad1" in page
 
 
+def test_summary_with_dict_values() -> None:
+    df = pd.DataFrame({"email": ["a@example.com"] * 2, "custom_fields": [{"a": [1]}, {"a": [1]}]})
+    check = validate(df)
+    assert check.summary()["examples"].tolist() == [[{"a": [1]}]]
+    assert "nested_custom_fields" in str(check) and "<table>" in check._repr_html_()
+
+
 def test_synckit_validate_is_callable_after_importing_the_module() -> None:
     import synckit.validate as module
 
@@ -403,7 +410,8 @@ EMAILS = ["ada@example.com", " Ada@Example.COM ", "ada@@example.com", "ada@examp
           "a.b+c@mail.example.org", "ada..b@example.com", ".ada@example.com", "ada@exa_mple.com",
           "zoë@example.com", "ada@例え.jp", "ada@xn--e1afmkfd.org", "a b@example.com", "@example.com",
           "ada@-example.com", "ada@example.123", "x" * 65 + "@example.com", "ada@example.test",
-          "ada@sub.example.local", None, "", "Ada <ada@example.com>", '"ada"@example.com']  # fmt: skip
+          "ada@sub.example.local", "ΑΣ@example.com", "İnci@example.com", None, "",
+          "Ada <ada@example.com>", '"ada"@example.com']  # fmt: skip
 
 
 def test_differential_generated_corpus() -> None:
