@@ -55,6 +55,7 @@ _TEXT_FIELDS: Final = (
     "sms_consent",
 )
 _DUPLICATE_POLICIES: Final = ("last", "error", "keep")
+_PREFIX: Final = "custom."
 
 Duplicates = Literal["last", "error", "keep"]
 
@@ -350,9 +351,11 @@ def validate(
     = row 1); a non-integer index counts rows by position. ``valid`` and
     ``invalid`` are indexed by these row numbers.
 
-    Columns: the contract fields (``rules.FIELDS``); other columns are
-    ignored and listed in ``Validation.ignored_columns`` (they are never
-    sent, so they are not ``unknown_field`` errors).
+    Columns: the contract fields (``rules.FIELDS``); columns named
+    ``custom.<key>`` become ``custom_fields`` keys (blank cells left out), as
+    :func:`synckit.read_csv` does; other columns are ignored and listed in
+    ``Validation.ignored_columns`` (they are never sent, so they are not
+    ``unknown_field`` errors).
 
     Cells need not be text: non-string cells are read as their text, and
     floats that are whole numbers lose the ``.0`` (``7700900123.0`` ->
@@ -398,7 +401,14 @@ def validate(
     twice = [f for f in present_fields if list(df.columns).count(f) > 1]
     if twice:
         raise ConfigError(f"column {twice[0]!r} appears more than once")
-    ignored = tuple(str(c) for c in df.columns if c not in rules.FIELDS)
+    prefixed = [
+        c
+        for c in df.columns
+        if isinstance(c, str) and c.startswith(_PREFIX) and c.strip() != _PREFIX
+    ]
+    ignored = tuple(str(c) for c in df.columns if c not in rules.FIELDS and c not in prefixed)
+    if prefixed and "custom_fields" not in present_fields:
+        present_fields.append("custom_fields")
 
     raw: dict[str, pd.Series] = {}
     norm: dict[str, pd.Series] = {}
@@ -464,11 +474,19 @@ def validate(
 
     custom_values: list[Any] | None = None
     if "custom_fields" in present_fields:
-        custom_values = [_parse_custom(v) for v in df["custom_fields"].tolist()]
+        if "custom_fields" in df.columns:
+            given_list = df["custom_fields"].tolist()
+            custom_values = [_parse_custom(v) for v in given_list]
+        else:
+            given_list = [None] * n
+            custom_values = [None] * n
+        if prefixed:
+            _fold_prefixed(df, prefixed, custom_values)
+            given_list = custom_values
         bad = np.array(
             [v is not None and not rules.check_custom_fields(v) for v in custom_values], dtype=bool
         )
-        given = pd.Series(df["custom_fields"].tolist(), dtype=object)
+        given = pd.Series(given_list, dtype=object)
         rules_out.append(_Rule(bad, "custom_fields", "nested_custom_fields", given))
 
     failed = np.zeros(n, dtype=bool)
@@ -516,6 +534,37 @@ def validate(
     invalid = df.iloc[np.flatnonzero(failed)].copy()
     invalid.index = pd.Index(rows[failed], name="row")
     return Validation(valid=valid, errors=errors, invalid=invalid, ignored_columns=ignored)
+
+
+def _custom_scalar(value: Any) -> Any:
+    """A ``custom.<key>`` cell as a JSON value, or ``None`` to leave the key out."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        number = float(value)
+        return None if math.isnan(number) else number
+    return str(value)
+
+
+def _fold_prefixed(df: pd.DataFrame, prefixed: list[str], cells: list[Any]) -> None:
+    """Merge ``custom.<key>`` columns into the custom_fields cells (in place), as read_csv does."""
+    for column in prefixed:
+        key = column[len(_PREFIX) :].strip()
+        for i, value in enumerate(df[column].tolist()):
+            item = _custom_scalar(value)
+            if item is None:
+                continue
+            cell = cells[i]
+            if cell is None:
+                cells[i] = {key: item}
+            elif isinstance(cell, dict):
+                cell[key] = item
 
 
 def _dup_values(fields: np.ndarray, raw: Mapping[str, pd.Series]) -> pd.Series:

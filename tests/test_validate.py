@@ -145,6 +145,26 @@ def test_errors_of_one_row_in_contract_order() -> None:
     assert list(validate(df).errors.columns) == list(ERROR_COLUMNS)
 
 
+def test_custom_prefix_columns_of_a_users_frame() -> None:
+    df = pd.DataFrame(
+        {
+            "email": ["a@example.com", "b@example.com", "c@example.com"],
+            "custom.plan": [" pro ", None, ""],
+            "custom.seats": [3, 4, float("nan")],
+            "custom_fields": [None, '{"vip": true}', None],
+            "Company": ["x", "y", "z"],
+        }
+    )
+    check = validate(df)
+    assert check.valid["custom_fields"].tolist() == [
+        {"plan": "pro", "seats": 3.0},
+        {"vip": True, "seats": 4.0},
+        None,
+    ]
+    assert check.ignored_columns == ("Company",)
+    assert to_payloads(check.valid)[2] == (4, {"email": "c@example.com"})
+
+
 def test_ignored_columns_are_not_errors() -> None:
     check = validate(pd.DataFrame({"email": ["a@example.com"], "nickname": ["x"], "id": ["ct_1"]}))
     assert check.ok and check.ignored_columns == ("nickname", "id")
