@@ -23,7 +23,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -382,30 +382,41 @@ def _chunks(
 ) -> Iterator[pd.DataFrame]:
     next_row = 2
     plan: ColumnPlan | None = None
-    try:
+
+    def strict(step: Callable[[], Any]) -> Any:
+        # A data row longer than the header makes pandas drop cells with only a
+        # warning: make it an error. The filter is set around each read only, never
+        # across a yield (the caller's code runs there).
         with warnings.catch_warnings():
-            # A data row longer than the header makes pandas drop cells with only a warning.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            if chunksize is None:
-                iterator: Iterator[pd.DataFrame] = iter([pd.read_csv(target, **options)])
-            else:
-                iterator = iter(pd.read_csv(target, chunksize=chunksize, **options))
-            for raw in iterator:
-                if plan is None:
-                    headers = [str(c) for c in raw.columns]
-                    plan = plan_columns(headers, columns, custom_prefix=custom_prefix, source=name)
-                    if not plan.usable:
-                        raise InputError(
-                            "no usable column: expected one of "
-                            + ", ".join(rules.FIELDS)
-                            + f" (or {custom_prefix}<key>, or a --map/columns= mapping); found "
-                            + ", ".join(repr(h) for h in headers),
-                            path=name,
-                            line=1,
-                        )
-                raw.index = pd.RangeIndex(next_row, next_row + len(raw), name="row")
-                next_row += len(raw)
-                yield _shape(raw, plan, name)
+            return step()
+
+    try:
+        if chunksize is None:
+            iterator: Iterator[pd.DataFrame] = iter(
+                [strict(lambda: pd.read_csv(target, **options))]
+            )
+        else:
+            iterator = strict(lambda: iter(pd.read_csv(target, chunksize=chunksize, **options)))
+        while True:
+            raw = strict(lambda: next(iterator, None))
+            if raw is None:
+                break
+            if plan is None:
+                headers = [str(c) for c in raw.columns]
+                plan = plan_columns(headers, columns, custom_prefix=custom_prefix, source=name)
+                if not plan.usable:
+                    raise InputError(
+                        "no usable column: expected one of "
+                        + ", ".join(rules.FIELDS)
+                        + f" (or {custom_prefix}<key>, or a --map/columns= mapping); found "
+                        + ", ".join(repr(h) for h in headers),
+                        path=name,
+                        line=1,
+                    )
+            raw.index = pd.RangeIndex(next_row, next_row + len(raw), name="row")
+            next_row += len(raw)
+            yield _shape(raw, plan, name)
     except pd.errors.EmptyDataError as exc:
         raise InputError("the file is empty (no header row)", path=name, line=1) from exc
     except pd.errors.ParserWarning as exc:
