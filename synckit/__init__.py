@@ -52,7 +52,33 @@ _EXPORTS: dict[str, str] = {
     "StateLockedError": "synckit.errors",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__", "rules"]
+__all__ = [
+    "APIError",
+    "AuthError",
+    "BusinessRuleError",
+    "CallInfo",
+    "Client",
+    "ConfigError",
+    "Conflict",
+    "InputError",
+    "NotFound",
+    "PermissionDenied",
+    "RateLimited",
+    "SandboxConfig",
+    "ServerError",
+    "StateLockedError",
+    "SyncReport",
+    "SynckitError",
+    "TransportError",
+    "Validation",
+    "ValidationFailed",
+    "__version__",
+    "read_csv",
+    "rules",
+    "serve_sandbox",
+    "upsert",
+    "validate",
+]
 
 if TYPE_CHECKING:
     from synckit import rules

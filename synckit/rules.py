@@ -110,7 +110,7 @@ def message(code: str, field: str | None = None) -> str:
         'must be one of: subscribed, unsubscribed, never_subscribed, single_opt_in'
     """
     if code == "invalid_choice":
-        if field not in CHOICES:
+        if field is None or field not in CHOICES:
             raise KeyError(f"invalid_choice needs a consent field, not {field!r}")
         return "must be one of: " + ", ".join(CHOICES[field])
     return _MESSAGES[code]
