@@ -433,7 +433,7 @@ def validate(
 
     email_ok = np.ones(n, dtype=bool)
     if "email" in norm:
-        lowered = _per_distinct(norm["email"], _lower)
+        lowered = _lower(norm["email"])
         norm["email"] = lowered
         codes, uniques = pd.factorize(lowered)
         verdict = _email.valid_emails(pd.Series(np.asarray(uniques, dtype=object), dtype="str"))
