@@ -290,7 +290,8 @@ def _parse_custom(value: Any) -> Any:
 def _lower(s: pd.Series) -> pd.Series:
     """Python's ``str.lower`` (pyarrow's differs on a few letters: final sigma, dotted I)."""
     low = s.str.lower()
-    odd = np.array((~s.str.isascii()).to_numpy(dtype=bool, na_value=False))
+    odd = ~np.array(s.str.isascii().to_numpy(dtype=bool, na_value=True))
+    odd &= np.array(s.notna().to_numpy(dtype=bool))  # isascii() says False for NA
     if not odd.any():
         return low
     values = low.to_numpy(dtype=object)
