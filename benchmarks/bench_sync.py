@@ -11,14 +11,13 @@ answered 429, and the ratio to a plain sequential ``requests.post`` loop
 measured in the same run (the loop runs on a 300-row sample against a fresh
 sandbox with the same settings; its rate is extrapolated to 5,000 rows).
 
-Memory (several minutes)::
+Memory (tens of minutes on 2 cores)::
 
     python benchmarks/bench_sync.py --million [--rows 1000000]
 
 writes a 1,000,000-row CSV, starts ``synckit sandbox`` in a separate process
-(zero latency, no rate limit, contacts in a SQLite file) and streams the file
-through ``read_csv(chunksize=50_000)`` and ``upsert`` in this process,
-printing its peak RSS (goal: under 500 MB).
+(zero latency, no rate limit, contacts in a SQLite file) and runs ``synckit
+sync FILE`` in another, which prints its own peak RSS (goal: under 500 MB).
 """
 
 from __future__ import annotations
@@ -26,13 +25,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import requests
@@ -46,18 +45,6 @@ from synckit.sandbox import serve_sandbox
 
 RATE = 200
 LATENCY_MS = 50
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def baseline(payloads: list[dict[str, object]]) -> float:
@@ -133,6 +120,16 @@ def _payloads(n: int) -> list[tuple[int, dict[str, object]]]:
     return to_payloads(_valid_frame(n, seed=5))
 
 
+_CLI_WITH_PEAK = (
+    "import resource, sys\n"
+    "from synckit.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+    "print(f'PEAK_RSS_MB {peak:.0f}', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
 def run_million(rows: int, workers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="synckit-bench-") as tmp:
         path = Path(tmp) / "contacts_1m.csv"
@@ -157,33 +154,34 @@ def run_million(rows: int, workers: int) -> None:
                     break
             if not url:
                 raise SystemExit("the sandbox did not start")
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-            peak_sampled = [0.0]
-            done = threading.Event()
-
-            def sample() -> None:
-                while not done.wait(0.5):
-                    peak_sampled[0] = max(peak_sampled[0], _rss_mb())
-
-            threading.Thread(target=sample, daemon=True).start()
-            before = _rss_mb()
-            with synckit.Client(url, token="sk_test_synckit_demo", timeout=30) as client:
-                chunks = synckit.read_csv(path, chunksize=50_000)
-                started = time.perf_counter()
-                report = synckit.upsert(chunks, client, workers=workers, progress=False)
-                elapsed = time.perf_counter() - started
-            done.set()
-            print(f"synced in {elapsed:.0f} s ({len(report.rows) / elapsed:.0f} rows/s): "
-                  f"{report.counts()}")  # fmt: skip
-            n_failed = 0 if report.failed_input is None else len(report.failed_input)
-            rows_mb = report.rows.memory_usage(deep=True).sum() / 1e6
-            print(f"report: rows frame {rows_mb:.0f} MB, failed_input {n_failed:,} rows, "
-                  f"errors {len(report.errors):,} rows")  # fmt: skip
-            print(f"RSS before {before:.0f} MB; peak RSS {_peak_rss_mb():.0f} MB "
-                  f"(sampled {peak_sampled[0]:.0f} MB); goal < 500 MB")  # fmt: skip
+            threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
+            # `synckit sync` exactly as a user runs it, in its own process, which
+            # reports its own peak RSS (the sandbox's memory is not counted).
+            env = {**os.environ, "SYNCKIT_BASE_URL": url, "SYNCKIT_TOKEN": "sk_test_synckit_demo"}
+            report = str(Path(tmp) / "report.csv")
+            cmd = [sys.executable, "-c", _CLI_WITH_PEAK, "sync", str(path), "--no-progress",
+                   "--workers", str(workers), "--report", report]  # fmt: skip
+            started = time.perf_counter()
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            elapsed = time.perf_counter() - started
+            print(done.stdout.strip())
+            peak = re.search(r"PEAK_RSS_MB (\d+)", done.stderr)
+            print(f"synckit sync: exit code {done.returncode}, {elapsed:.0f} s "
+                  f"({rows / elapsed:.0f} rows/s)")  # fmt: skip
+            print(
+                f"peak RSS of the synckit sync process: {peak.group(1) if peak else '?'} MB "
+                "(goal < 500 MB)"
+            )
+            if done.returncode not in (0, 1):
+                print(done.stderr[-2000:])
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def _drain(stream: Any) -> None:
+    for _ in stream:
+        pass
 
 
 def main() -> None:

