@@ -389,3 +389,13 @@ def test_remote_validation_errors_are_one_row_per_field(
     assert api["request_id"].iloc[0] == row["request_id"] and pd.notna(row["request_id"])
     assert api["value"].iloc[0] == "subscribed"
     assert report.rows.loc[3, "status"] == "created"
+
+
+def test_rejected_token_aborts_and_skips_the_rest(sandbox: Sandbox, client_for: Any) -> None:
+    client = client_for(sandbox, token="not-a-valid-token")
+    report = upsert(contacts_frame(40), client, batch_size=5, workers=2, progress=False)
+    assert report.aborted is not None and report.aborted.startswith("auth")
+    assert report.exit_code() == 3
+    assert "not-a-valid-token" not in repr(report) + report.aborted
+    assert (report.rows["status"] == "skipped").sum() >= 30
+    assert sum(r.method == "POST" for r in sandbox.request_log()) <= 2 + 5
