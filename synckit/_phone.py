@@ -381,13 +381,23 @@ def fast_normalize(
         >>> e.tolist(), r.tolist(), d.tolist()
         (['+14155552671', None], ['US', None], [True, False])
     """
+    e164, region, decided, _cc, _nsn = _fast_normalize(values, default_region)
+    return e164, region, decided
+
+
+def _fast_normalize(
+    values: pd.Series, default_region: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fast_normalize`, plus the country code and national number of valid results."""
     s = pd.Series(values, dtype="str").reset_index(drop=True)
     n = len(s)
     e164 = np.full(n, None, dtype=object)
     region = np.full(n, None, dtype=object)
     decided = np.zeros(n, dtype=bool)
+    nsn_out = np.full(n, None, dtype=object)
+    cc_arr = np.zeros(n, dtype=np.int64)
     if n == 0:
-        return e164, region, decided
+        return e164, region, decided, cc_arr, nsn_out
     shape = _fullmatch(s, _SHAPE)
     digits = s.str.replace(r"[^0-9]", "", regex=True)
     ndig = np.array(digits.str.len().to_numpy(dtype=np.int64, na_value=0))
@@ -398,7 +408,6 @@ def fast_normalize(
     national = shape & ~plus
 
     # (country code, national number before prefix stripping) per row
-    cc_arr = np.zeros(n, dtype=np.int64)
     # numbers are collected in a plain object array: assigning into an
     # arrow-backed Series rebuilds it each time
     nat = np.full(n, "", dtype=object)
@@ -507,10 +516,17 @@ def fast_normalize(
         good = sel[ok]
         region[good] = regs[ok]
         e164[good] = ("+" + str(int(cc)) + sub[ok]).to_numpy(dtype=object)
-    return e164, region, decided
+        nsn_out[good] = nat[good]
+    return e164, region, decided, cc_arr, nsn_out
 
 
-def _check_canonical(texts: pd.Series, e164: np.ndarray, region: np.ndarray) -> None:
+def _check_canonical(
+    texts: pd.Series,
+    e164: np.ndarray,
+    region: np.ndarray,
+    cc_known: np.ndarray,
+    nsn_known: np.ndarray,
+) -> None:
     """Drop results the API would still refuse (in place).
 
     The contract wants what ``rules.phone_region`` accepts: E.164 text of at
@@ -518,46 +534,58 @@ def _check_canonical(texts: pd.Series, e164: np.ndarray, region: np.ndarray) -> 
     libphonenumber can call a longer number valid, and in rare cases the
     E.164 text re-parses differently (a leading digit read as a national
     prefix). Values given already in E.164 form passed exactly this test.
+    ``cc_known``/``nsn_known`` carry what the fast path found (0/None where
+    it did not decide); the rest is derived from the E.164 text.
     """
     have = np.flatnonzero(e164 != None)  # noqa: E711 - elementwise
     if not len(have):
         return
-    out = pd.Series(e164[have], dtype="str")
-    shaped = _fullmatch(out, rules.E164_PATTERN.pattern)
+    ccs = cc_known[have].copy()
+    nsns = nsn_known[have].copy()
+    unknown = np.flatnonzero((ccs == 0) | (nsns == None))  # noqa: E711 - elementwise
+    if len(unknown):
+        # "+<cc><nsn>": calling codes are prefix-free, so the first listed prefix is it
+        digits = pd.Series(e164[have[unknown]], dtype="str").str.slice(1)
+        found = np.zeros(len(unknown), dtype=np.int64)
+        for width in (3, 2, 1):
+            head = digits.str.slice(0, width)
+            listed = head.isin([str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE])
+            hit = np.array(listed.to_numpy(dtype=bool, na_value=False))
+            found[hit] = head[hit].astype(np.int64).to_numpy()
+        ccs[unknown] = found
+        widths = np.where(found < 10, 1, np.where(found < 100, 2, 3))
+        rest = digits.to_numpy(dtype=object)
+        nsns[unknown] = [r[w:] for r, w in zip(rest, widths.tolist(), strict=True)]
+    # the E.164 pattern: "+", a country code (never 0...), 2 to 15 digits in all
+    cc_width = np.where(ccs < 10, 1, np.where(ccs < 100, 2, 3))
+    total = cc_width + np.fromiter(map(len, nsns), dtype=np.int64, count=len(nsns))
+    shaped = (ccs > 0) & (total >= 2) & (total <= 15)
     e164[have[~shaped]] = None
     region[have[~shaped]] = None
     given = texts.iloc[have].to_numpy(dtype=object)
-    recheck = np.flatnonzero(shaped & (out.to_numpy(dtype=object) != given))
+    recheck = np.flatnonzero(shaped & (e164[have] != given))
     if not len(recheck):
         return
-    sub = out.iloc[recheck]
-    # Re-parsing "+<cc><nsn>" reads the same country code back (calling codes are
-    # prefix-free); only a national prefix at the start of the nsn can change the
-    # result, so only those numbers get the full re-check.
-    digits = sub.str.slice(1)
-    ccs = np.zeros(len(sub), dtype=np.int64)
-    for width in (3, 2, 1):
-        head = digits.str.slice(0, width)
-        listed = head.isin([str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE])
-        hit = np.array(listed.to_numpy(dtype=bool, na_value=False))
-        ccs[hit] = head[hit].astype(np.int64).to_numpy()
-    need = ccs == 0
-    for cc in np.unique(ccs[ccs > 0]).tolist():
+    # Re-parsing reads the same country code back; only a national prefix at
+    # the start of the nsn can change the result: only those get the full check.
+    need = np.zeros(len(recheck), dtype=bool)
+    rc = ccs[recheck]
+    for cc in np.unique(rc).tolist():
         main = _main_meta(int(cc))
-        sel = np.flatnonzero(ccs == cc)
+        sel = np.flatnonzero(rc == cc)
         if main is None:
             need[sel] = True
             continue
         if not main.npfp:
             continue
-        nsn = digits.iloc[sel].str.slice(len(str(cc)))
+        nsn = _text(nsns[recheck[sel]])
         stripped, unsure = _strip_np(nsn, main)
         changed = stripped.to_numpy(dtype=object) != nsn.to_numpy(dtype=object)
         need[sel[changed | unsure]] = True
     recheck = recheck[need]
     if not len(recheck):
         return
-    codes, uniq = pd.factorize(out.iloc[recheck].reset_index(drop=True))
+    codes, uniq = pd.factorize(pd.Series(e164[have[recheck]], dtype="str"))
     again_e, _again_r, decided = fast_normalize(pd.Series(uniq, dtype="str"), None)
     same = np.zeros(len(uniq), dtype=bool)
     for j, text in enumerate(uniq.tolist()):
@@ -582,7 +610,7 @@ def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.
     index = values.index
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     uniq = pd.Series(np.array(uniques, dtype=object), dtype="str")
-    e164, region, decided = fast_normalize(uniq, default_region)
+    e164, region, decided, cc_known, nsn_known = _fast_normalize(uniq, default_region)
     for i in np.flatnonzero(~decided):
         found = slow_normalize_one(str(uniq.iat[int(i)]), default_region)
         if found is not None:
@@ -603,7 +631,7 @@ def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.
                     found = _slow_once(str(alt.iat[j]), default_region)
                     if found is not None:
                         e164[i], region[i] = found
-    _check_canonical(uniq, e164, region)
+    _check_canonical(uniq, e164, region, cc_known, nsn_known)
     out_e = np.full(len(codes), None, dtype=object)
     out_r = np.full(len(codes), None, dtype=object)
     have = codes >= 0
