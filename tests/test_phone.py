@@ -57,8 +57,8 @@ def test_fast_path_equals_phonenumbers_on_generated_corpus() -> None:
 
 @pytest.mark.slow
 def test_fast_path_equals_phonenumbers_on_large_corpus() -> None:
-    # ~11.7k texts x 18 default regions: about 210k reference parses
-    run_corpus(10000, DEFAULT_REGIONS, seed=7)
+    # ~7k texts x 18 default regions: about 126k reference parses
+    run_corpus(6000, DEFAULT_REGIONS, seed=7)
 
 
 def test_every_region_example_in_every_format() -> None:
