@@ -232,3 +232,18 @@ def test_demo_runs_both_files(capsys: Capture) -> None:
 def test_demo_without_sample_data_exits_2(tmp_path: Path, capsys: Capture) -> None:
     assert main(["demo", "--data-dir", str(tmp_path)]) == 2
     assert "--data-dir" in capsys.readouterr().err
+
+
+def test_big_reports_are_written_in_identical_slices(tmp_path: Path) -> None:
+    from synckit.cli._sync import write_report
+    from synckit.report import SyncReport
+
+    records = [
+        (r, f"=x{r}@example.com", f"+44740000{r:04d}", "created", f"ct_{r}", 201,
+         None, None, f"req_{r}", 1, "")
+        for r in range(2, 2 + 2500)
+    ]  # fmt: skip
+    report = SyncReport.from_records(records, [])
+    whole = report.to_csv(tmp_path / "whole.csv").read_bytes()
+    sliced = write_report(report, tmp_path / "sliced.csv", slice_rows=700).read_bytes()
+    assert sliced == whole
