@@ -750,6 +750,26 @@ def test_rate_limit_holds_under_16_threads(sandbox_factory: Callable[..., Sandbo
     assert len(admitted) <= limit * 3  # 1.6 s touches at most 3 windows
 
 
+def test_rate_window_never_reopens_for_a_late_clock_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two request threads: B reads the clock in window 1 and is counted; A had
+    # read it a moment earlier (window 0) but reaches the counter after B. A
+    # must count in window 1, not reopen window 0 with a fresh count.
+    import types
+
+    from synckit.sandbox import state
+
+    readings = iter([100.0, 101.5, 100.99, 101.6])
+    monkeypatch.setattr(state, "time", types.SimpleNamespace(monotonic=lambda: next(readings)))
+    limiter = state.RateLimiter()
+    assert limiter.hit(1)[0] is True  # B, window 1
+    admitted, remaining, reset = limiter.hit(1)  # A's late reading
+    assert (admitted, remaining) == (False, 0)
+    assert 0 < reset <= 1
+    assert limiter.hit(1)[0] is False  # window 1 is still spent
+
+
 def test_idempotent_replay(sandbox: Sandbox) -> None:
     api = Api(sandbox)
     key = {"Idempotency-Key": "create-ada-1"}

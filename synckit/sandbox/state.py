@@ -101,13 +101,18 @@ class RateLimiter:
 
     def hit(self, limit: int) -> tuple[bool, int, float]:
         """Count one request: (admitted, remaining in this window, seconds until the next)."""
-        now = time.monotonic() - self._start
-        window = math.floor(now)
-        reset = max(window + 1 - now, 0.001)
         with self._lock:
-            if window != self._window:
+            # The clock is read under the lock: a thread that read it before
+            # another opened the next window would otherwise reopen the old
+            # one, reset the count and let a second full window through.
+            now = time.monotonic() - self._start
+            window = math.floor(now)
+            if window > self._window:
                 self._window = window
                 self._count = 0
+            else:
+                window = self._window
+            reset = min(max(window + 1 - now, 0.001), 1.0)
             if self._count >= limit:
                 return False, 0, reset
             self._count += 1
