@@ -956,7 +956,23 @@ def test_persistence_across_restart(tmp_path: Any) -> None:
 # ---------------------------------------------------------------- the server itself
 
 
-def test_keep_alive_survives_unread_bodies(sandbox: Sandbox) -> None:
+@pytest.fixture
+def accepted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Grows by one for every TCP connection a sandbox server accepts."""
+    from synckit.sandbox import server
+
+    seen: list[int] = []
+    setup = server._Handler.setup
+
+    def counting_setup(self: Any) -> None:
+        seen.append(1)
+        setup(self)
+
+    monkeypatch.setattr(server._Handler, "setup", counting_setup)
+    return seen
+
+
+def test_keep_alive_survives_unread_bodies(sandbox: Sandbox, accepted: list[int]) -> None:
     with requests.Session() as s:
         # Refused before the body matters (401): the connection must still be usable.
         r = s.post(sandbox.url + "/contacts", json={"email": "x" * 5000 + "@example.com"})
@@ -976,6 +992,28 @@ def test_keep_alive_survives_unread_bodies(sandbox: Sandbox) -> None:
         r = s.head(sandbox.url + "/contacts", headers=auth(sandbox.token))
         assert r.status_code == 200 and r.content == b""
         assert s.get(sandbox.url + "/contacts", headers=auth(sandbox.token)).status_code == 200
+        # Seven requests on two TCP connections: only the 413 (body left
+        # unread) closed one. Without HTTP/1.1 keep-alive this would be seven.
+        assert len(accepted) == 2
+
+
+def test_keep_alive_one_connection_for_many_requests(sandbox: Sandbox, accepted: list[int]) -> None:
+    with requests.Session() as s:
+        h = auth(sandbox.token)
+        for i in range(5):
+            assert (
+                s.post(
+                    sandbox.url + "/contacts",
+                    json={"email": f"k{i}@example.com"},
+                    headers={**h, "Idempotency-Key": f"k{i}"},
+                ).status_code
+                == 201
+            )
+            assert s.get(sandbox.url + "/contacts", headers=h).status_code == 200
+            assert s.get(sandbox.url + "/contacts/ct_none", headers=h).status_code == 404
+        r = s.get(sandbox.url + "/contacts", headers=h)
+        assert r.raw.version == 11 and "close" not in r.headers.get("Connection", "")
+        assert len(accepted) == 1  # 16 requests, one TCP connection
 
 
 def test_stopping_closes_open_connections() -> None:
