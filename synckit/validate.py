@@ -73,9 +73,21 @@ def _empty_errors() -> pd.DataFrame:
     )
 
 
+def _missing(value: object) -> bool:
+    """None, NA or NaN (a value cell the frame left empty)."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
-    """Counts per (field, code) with example rows and values."""
-    columns = ["field", "code", "count", "rows", "examples"]
+    """Counts per (field, code) with the message, example rows and values.
+
+    ``message`` is the contract's text; where it differs from row to row
+    (``duplicate_in_file`` names the kept row) the example rows' distinct
+    messages are joined with ``"; "``.
+    """
+    columns = ["field", "code", "count", "message", "rows", "examples"]
     if errors.empty:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}).astype(
             {"count": "int64"}
@@ -87,22 +99,43 @@ def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
         seen: set[str] = set()
         for value in group["value"].tolist():
             key = repr(value)  # values may be dicts (custom_fields): compare by text
-            if value is None or key in seen:
+            if _missing(value) or key in seen:
                 continue
             seen.add(key)
             values.append(value)
             if len(values) == examples:
                 break
+        texts: list[str] = []
+        if "message" in group:
+            for text in group["message"].head(examples).tolist():
+                if not _missing(text) and str(text) not in texts:
+                    texts.append(str(text))
         out.append(
-            {"field": fld, "code": code, "count": len(group), "rows": rows, "examples": values}
+            {
+                "field": fld,
+                "code": code,
+                "count": len(group),
+                "message": "; ".join(texts),
+                "rows": rows,
+                "examples": values,
+            }
         )
     frame = pd.DataFrame(out, columns=columns)
     return frame.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def _short(value: object, width: int = 40) -> str:
+    """``repr`` of ``value`` in at most about ``width`` characters, quotes kept on text."""
     text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) <= width:
+        return text
+    if isinstance(value, str):
+        # shorten the text itself, so the example still reads as a quoted string
+        inner = value
+        while len(repr(inner + "…")) > width and inner:
+            inner = inner[: max(len(inner) - max(len(repr(inner + "…")) - width, 1), 0)]
+        return repr(inner + "…")
+    return text[: width - 1] + "…"
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,43 +209,64 @@ def _text_report(
         width_f = max(len(str(f)) for f in summary["field"])
         width_c = max(len(str(c)) for c in summary["code"])
         for rec in summary.to_dict("records"):
-            example = ""
+            tail = [str(rec.get("message") or "")]
             if rec["rows"]:
-                example = f"  e.g. row {rec['rows'][0]}"
+                example = f"e.g. row {rec['rows'][0]}"
                 if rec["examples"]:
                     example += f" {_short(rec['examples'][0])}"
+                tail.append(example)
+            text = "; ".join(t for t in tail if t)
             lines.append(
-                f"  {rec['field']:<{width_f}}  {rec['code']:<{width_c}}  {rec['count']:>7}{example}"
+                f"  {rec['field']:<{width_f}}  {rec['code']:<{width_c}}  {rec['count']:>7}  {text}"
             )
     return "\n".join(lines)
+
+
+def _badge(text: str, colour: str) -> str:
+    return (
+        f'<span style="background:{colour};color:#fff;border-radius:8px;'
+        f'padding:1px 7px;font-size:12px">{html.escape(text)}</span>'
+    )
 
 
 def _html_report(
     n_rows: int, n_valid: int, n_invalid: int, n_errors: int, summary: pd.DataFrame
 ) -> str:
+    from synckit.report import _COLOURS
+
+    cell = 'style="padding:1px 6px;text-align:left;vertical-align:top"'
     head = (
-        f"<p><b>Validation</b>: {n_rows} rows, <b>{n_valid}</b> valid, "
-        f"<b>{n_invalid}</b> invalid ({n_errors} errors)</p>"
+        '<div class="synckit-validation" style="font-family:sans-serif;font-size:13px">'
+        f"<div><b>Validation</b>: {n_rows:,} rows "
+        f"{_badge(f'{n_valid:,} valid', _COLOURS['created'])} "
+        f"{_badge(f'{n_invalid:,} invalid', _COLOURS['invalid'])} "
+        f"({n_errors:,} errors)</div>"
     )
     if summary.empty:
-        return head
+        return head + "</div>"
     rows = "".join(
-        "<tr><td>{}</td><td><code>{}</code></td><td style='text-align:right'>{}</td>"
-        "<td>{}</td><td>{}</td></tr>".format(
+        "<tr><td {c}>{}</td><td {c}>{}</td><td {r}>{}</td>"
+        "<td {c}>{}</td><td {c}>{}</td><td {c}>{}</td></tr>".format(
             html.escape(str(r["field"])),
-            html.escape(str(r["code"])),
-            r["count"],
+            _badge(str(r["code"]), _COLOURS["failed"]),
+            f"{int(r['count']):,}",
+            html.escape(str(r.get("message") or "")),
             html.escape(", ".join(str(x) for x in r["rows"])),
             html.escape(", ".join(_short(x, 30) for x in r["examples"])),
+            c=cell,
+            r='style="padding:1px 6px;text-align:right;vertical-align:top"',
         )
         for r in summary.to_dict("records")
     )
+    headers = "".join(
+        f"<th>{name}</th>" for name in ("field", "code", "count", "message", "rows", "examples")
+    )
     return (
         head
-        + "<table><thead><tr><th>field</th><th>code</th><th>count</th><th>rows</th>"
-        + "<th>examples</th></tr></thead><tbody>"
+        + "<table>"
+        + f"<thead><tr>{headers}</tr></thead><tbody>"
         + rows
-        + "</tbody></table>"
+        + "</tbody></table></div>"
     )
 
 
@@ -833,7 +887,7 @@ def validate_file(
         if errors.empty:
             return
         result.n_errors += len(errors)
-        summaries.append(errors[["field", "code", "row", "value"]].head(sample))
+        summaries.append(errors[["field", "code", "row", "message", "value"]].head(sample))
         counts.append(errors.groupby(["field", "code"], sort=False).size())
         if sampled < sample:
             sample_parts.append(errors.head(sample - sampled))

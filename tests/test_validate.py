@@ -5,6 +5,7 @@ differential check against rules.check_contact (generated corpus + hypothesis)."
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import math
 import random
@@ -485,3 +486,47 @@ def test_hypothesis_valid_phone_is_e164_and_stable(texts: list[str]) -> None:
         assert rules.E164_PATTERN.fullmatch(phone) and rules.phone_region(phone)
     again = validate(check.valid.reset_index(drop=True))
     assert again.valid["phone_number"].tolist() == check.valid["phone_number"].tolist()
+
+
+def test_summary_and_html_show_the_message() -> None:
+    # The allowed values of invalid_choice and the kept row of duplicate_in_file are in
+    # the message: a notebook reader must see them, not only the code.
+    df = pd.DataFrame(
+        {
+            "email": ["a@example.com", "b@example.com", "A@example.com", "c@example.com"],
+            "sms_consent": [None, "opt-in", None, None],
+        }
+    )
+    check = validate(df)
+    summary = check.summary().set_index("code")
+    assert summary.loc["invalid_choice", "message"] == rules.message(
+        "invalid_choice", "sms_consent"
+    )
+    assert summary.loc["duplicate_in_file", "message"] == "duplicate of row 4 (same email)"
+    page = check._repr_html_()
+    assert html.escape(rules.message("invalid_choice", "sms_consent")) in page
+    assert "duplicate of row 4 (same email)" in page
+    assert "<th>message</th>" in page
+    assert "background:" in page  # coloured badges, as SyncReport's
+    assert rules.message("invalid_choice", "sms_consent") in str(check)
+
+
+def test_truncated_examples_keep_their_quotes() -> None:
+    long = "x" * 80 + "@"
+    check = validate(pd.DataFrame({"email": [long]}))
+    line = next(ln for ln in str(check).splitlines() if "invalid_email" in ln)
+    assert "'" + "x" * 10 in line and line.rstrip().endswith("…'")
+    page = check._repr_html_()
+    assert "…&#x27;" in page
+
+
+def test_missing_example_values_are_not_shown_as_nan() -> None:
+    # row 3 is linked to the kept row only through row 2: it has no value of its own
+    df = pd.DataFrame(
+        {
+            "email": ["A@example.com", "a@example.com", "c@example.com"],
+            "phone_number": ["+14155552671", None, "(415) 555-2671"],
+        }
+    )
+    check = validate(df)
+    assert "nan" not in str(check) and "nan" not in check._repr_html_()
