@@ -273,6 +273,38 @@ def _fmt_time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+# Columns a problem table shows only when some row of it has a value: local
+# validation problems have no HTTP status or request id.
+_OPTIONAL_COLS: Final = ("field", "value", "http_status", "request_id", "email", "phone_number")
+
+
+def _html_table(frame: pd.DataFrame, cols: Sequence[str], *, optional: Sequence[str] = ()) -> str:
+    """A small HTML table of ``cols`` of ``frame`` (escaped, long cells cut)."""
+    records = frame.to_dict("records")
+    shown = [
+        c
+        for c in cols
+        if c not in optional or any(_clean(rec.get(c)) not in (None, "") for rec in records)
+    ]
+    out = ['<table style="border-collapse:collapse;font-size:12px">']
+    out.append(
+        "<tr>"
+        + "".join(f'<th style="text-align:left;padding:1px 6px">{c}</th>' for c in shown)
+        + "</tr>"
+    )
+    for rec in records:
+        cells = []
+        for c in shown:
+            v = _clean(rec.get(c))
+            text = "" if v is None else str(v)
+            if len(text) > 80:
+                text = text[:77] + "..."
+            cells.append(f'<td style="padding:1px 6px">{html.escape(text)}</td>')
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
 @dataclass(eq=False)
 class SyncReport:
     """Every input row's outcome and every problem of one sync run.
@@ -632,21 +664,20 @@ class SyncReport:
                     f'<div style="margin-top:4px"><code style="color:{colour}">'
                     f"{esc(str(code))}</code> × {len(group):,}</div>"
                 )
-                out.append('<table style="border-collapse:collapse;font-size:12px">')
+                out.append(_html_table(group.head(3), cols, optional=_OPTIONAL_COLS))
+        if self.dry_run:
+            updates = self.rows.loc[self.rows["status"] == "would_update"]
+            if len(updates):
                 out.append(
-                    "<tr>"
-                    + "".join(f'<th style="text-align:left;padding:1px 6px">{c}</th>' for c in cols)
-                    + "</tr>"
+                    f'<div style="margin-top:4px"><b>Would update</b> ({len(updates):,}), '
+                    "first rows, with the fields that would change:</div>"
                 )
-                for rec in group.head(3).to_dict("records"):
-                    cells = []
-                    for c in cols:
-                        v = _clean(rec[c])
-                        text = "" if v is None else str(v)
-                        if len(text) > 80:
-                            text = text[:77] + "..."
-                        cells.append(f'<td style="padding:1px 6px">{esc(text)}</td>')
-                    out.append("<tr>" + "".join(cells) + "</tr>")
-                out.append("</table>")
+                out.append(
+                    _html_table(
+                        updates.head(5).reset_index(),
+                        ("row", "email", "phone_number", "contact_id", "changes"),
+                        optional=("email", "phone_number"),
+                    )
+                )
         out.append(f"<div style='color:#666'>exit code {self.exit_code()}</div></div>")
         return "".join(out)

@@ -358,3 +358,31 @@ def test_html_falls_back_to_problem_rows() -> None:
     )
     out = rep._repr_html_()
     assert "interrupted</code> × 1" in out and "&lt;x&gt;@example.com" in out
+
+
+def test_html_problem_tables_leave_out_columns_empty_for_local_problems() -> None:
+    errors = [
+        {"row": 2, "stage": "validate", "field": "email", "code": "invalid_email",
+         "message": "must be a valid email address", "value": "bad@"},
+        {"row": 3, "stage": "api", "field": "phone_number", "code": "invalid_phone",
+         "message": "must be a valid phone number in E.164 format", "value": "+1555",
+         "http_status": 422, "request_id": "req_abc"},
+    ]  # fmt: skip
+    rows = [{"row": 2, "status": "invalid"}, {"row": 3, "status": "failed", "http_status": 422}]
+    out = SyncReport.from_records(rows, errors)._repr_html_()
+    local, remote = out.split("invalid_email</code>")[1].split("invalid_phone</code>")
+    assert "http_status" not in local and "request_id" not in local
+    assert "bad@" in local
+    assert "http_status" in remote and "req_abc" in remote and "422" in remote
+
+
+def test_dry_run_html_shows_the_changes_of_would_update_rows() -> None:
+    rows = [
+        {"row": 2, "email": "a@example.com", "status": "would_update",
+         "contact_id": "ct_1", "changes": "first_name,email_consent"},
+        {"row": 3, "email": "b@example.com", "status": "would_create"},
+        {"row": 4, "email": "c@example.com", "status": "unchanged", "contact_id": "ct_3"},
+    ]  # fmt: skip
+    out = SyncReport.from_records(rows, [], dry_run=True)._repr_html_()
+    assert "first_name,email_consent" in out or "first_name, email_consent" in out
+    assert "a@example.com" in out and "ct_1" in out
