@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -79,6 +79,25 @@ class CallInfo:
     attempts: int
     replayed: bool
     elapsed: float
+
+
+class _Secret(str):
+    """A str whose repr is ``'***'``.
+
+    Tokens and client secrets pass through local variables (request headers,
+    the token form); a traceback that shows locals (IPython's verbose mode,
+    ``pytest --showlocals``, rich, Sentry) prints them with repr. The value
+    itself is unchanged, so HTTP libraries send it as usual.
+
+    Example:
+        >>> s = _Secret("sk_live_1"); (repr(s), repr({"a": s}), s == "sk_live_1")
+        ("'***'", "{'a': '***'}", True)
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
 
 
 class _Token:
@@ -184,9 +203,9 @@ class Client:
         self.max_retry_after = max_retry_after
         self.scope = scope
         # Secrets live in private attributes that repr never shows.
-        self._static_token = token or None
+        self._static_token = _Secret(token) if token else None
         self._client_id = client_id
-        self._client_secret = client_secret
+        self._client_secret = _Secret(client_secret) if client_secret else None
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._generation = 0
@@ -443,12 +462,18 @@ class Client:
             self._token = _Token(self._static_token, self._generation, float("inf"), float("inf"))
             return
         sent_at = time.monotonic()
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self._client_id or "",
-            "client_secret": self._client_secret or "",
-            "scope": self.scope,
-        }
+        # Encoded here, not by requests: the encoded body (secret included)
+        # then stays a _Secret in every frame it passes through.
+        form = _Secret(
+            urlencode(
+                {
+                    "grant_type": "client_credentials",
+                    "client_id": self._client_id or "",
+                    "client_secret": self._client_secret or "",
+                    "scope": self.scope,
+                }
+            )
+        )
         try:
             resp = self._send_with_retries(
                 "POST", "/oauth/token", form=form, authenticated=False, record=False
@@ -479,7 +504,7 @@ class Client:
         margin = min(60.0, max(lifetime * 0.1, min(2.0, lifetime * 0.5)))
         self._generation += 1
         self._token = _Token(
-            value, self._generation, sent_at + lifetime - margin, sent_at + lifetime
+            _Secret(value), self._generation, sent_at + lifetime - margin, sent_at + lifetime
         )
 
     def _explain_token_error(self, err: APIError) -> AuthError:
@@ -540,7 +565,7 @@ class Client:
         path: str,
         *,
         body: Mapping[str, Any] | None = None,
-        form: Mapping[str, str] | None = None,
+        form: str | None = None,
         params: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         authenticated: bool,
@@ -575,9 +600,11 @@ class Client:
                         record, method, path, exc.status, exc.request_id, attempts, False, started
                     )
                     raise
-                headers["Authorization"] = "Bearer " + token.value
+                headers["Authorization"] = _Secret("Bearer " + token.value)
             if idempotency_key is not None:
                 headers["Idempotency-Key"] = idempotency_key
+            if form is not None:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
             try:
                 resp = self._session.request(
                     method,
@@ -607,7 +634,7 @@ class Client:
                     time.sleep(wait)
                     continue
                 self._finish(record, method, path, None, None, attempts, False, started)
-                raise err from exc
+                raise err from _without_frames(exc)
             except requests.RequestException as exc:
                 self._finish(record, method, path, None, None, attempts, False, started)
                 raise TransportError(
@@ -616,7 +643,7 @@ class Client:
                     path=path,
                     attempts=attempts,
                     retryable=False,
-                ) from exc
+                ) from _without_frames(exc)
 
             status = resp.status_code
             request_id = resp.headers.get("X-Request-Id")
@@ -767,6 +794,26 @@ def _describe(exc: BaseException) -> str:
     if len(text) > 200:
         text = text[:200] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _without_frames(exc: BaseException) -> BaseException:
+    """``exc`` and the exceptions chained to it, stripped of their stack frames.
+
+    Those frames are requests', urllib3's and http.client's, whose locals
+    hold the encoded request (the Authorization header, the token form with
+    the client secret); a traceback that prints locals would show them. The
+    exception types and messages stay, which is what says what went wrong.
+    """
+    todo: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        item.__traceback__ = None
+        todo += [item.__cause__, item.__context__]
+    return exc
 
 
 def _with_message(err: APIError, message: str) -> APIError:

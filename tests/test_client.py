@@ -456,6 +456,42 @@ def test_secrets_never_in_repr_logs_or_errors(
         assert value not in blob
 
 
+def test_secrets_never_in_tracebacks_that_show_locals(
+    sandbox_factory: Factory, free_port: int
+) -> None:
+    # IPython's verbose mode, pytest --showlocals, rich and Sentry print every
+    # frame's locals: request headers, the token form and chained transport
+    # errors' frames inside requests/urllib3/http.client must not show secrets.
+    import traceback
+
+    secret, static_token = "cs_tb_secret_value_42", "sk_tb_secret_token_42"
+    sb = sandbox_factory(client_secret=secret, token=static_token)
+    dead = f"http://127.0.0.1:{free_port}/v1"  # nothing listens here
+    clients = [
+        Client(sb.url, token=static_token),
+        Client(sb.url, client_id=sb.client_id, client_secret=secret),
+        Client(sb.url, client_id=sb.client_id, client_secret=secret + "x"),
+        Client(dead, token=static_token, max_retries=0),
+        Client(dead, client_id=sb.client_id, client_secret=secret, max_retries=0),
+    ]
+    access = ""
+    for client in clients:
+        with pytest.raises(SynckitError) as info:
+            client.create_contact({"email": "not-an-email"})
+        if client._token is not None and client._token.value != static_token:
+            access = client._token.value
+        err = info.value
+        assert err.__traceback__ is not None
+        err.__traceback__ = err.__traceback__.tb_next  # this test's own frame holds the secrets
+        shown = "".join(
+            traceback.TracebackException.from_exception(err, capture_locals=True).format()
+        )
+        assert "Traceback" in shown and "create_contact" in shown
+        for value in (secret, static_token, access):
+            assert not value or value not in shown, (repr(client), value)
+    assert access  # the OAuth client did obtain a token, and it stayed hidden
+
+
 # -------------------------------------------------------------- construction
 
 
