@@ -804,6 +804,19 @@ def test_replay_of_errors_and_deletes(sandbox: Sandbox) -> None:
     assert api("DELETE", f"/contacts/{cid}").status_code == 404
 
 
+def test_replay_of_a_bad_body_400(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    bad = {"Idempotency-Key": "bad-json", "Content-Type": "application/json"}
+    r1 = api("POST", "/contacts", data=b"{", headers=bad)
+    r2 = api("POST", "/contacts", data=b"{", headers=bad)
+    assert (r1.status_code, r2.status_code) == (400, 400) and r1.json() == r2.json()
+    assert r2.headers.get("Idempotent-Replayed") == "true"
+    # The key is taken by that body now: another body with it is a reuse.
+    r3 = api.create(ADA, headers={"Idempotency-Key": "bad-json"})
+    assert (r3.status_code, r3.json()["code"]) == (422, "idempotency_key_reused")
+    assert sandbox.contacts() == []
+
+
 def test_idempotency_key_reused(sandbox: Sandbox) -> None:
     api = Api(sandbox)
     assert api.create(ADA, headers={"Idempotency-Key": "k"}).status_code == 201

@@ -358,7 +358,12 @@ class SandboxApp:
                 time.sleep(cfg.latency_ms / 1000)
             fault = self._fault()
             if fault is None:
-                answer = self._endpoints[f"{endpoint}:{request.method}"](request, body, **args)
+                try:
+                    answer = self._endpoints[f"{endpoint}:{request.method}"](request, body, **args)
+                except _Reject as exc:
+                    # A 400 for the body is a completed answer too: kept and
+                    # replayed like a 422, not forgotten like an injected fault.
+                    answer = exc.answer
             else:
                 answer = fault
         except BaseException:
