@@ -940,6 +940,17 @@ def test_drop_rate_commits_then_closes(sandbox_factory: Callable[..., Sandbox]) 
     assert len(sb.contacts()) == 1
 
 
+def test_request_log_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from synckit.sandbox import app
+
+    monkeypatch.setattr(app, "REQUEST_LOG_LIMIT", 5, raising=False)
+    with serve_sandbox() as sb:
+        with requests.Session() as s:
+            answers = [s.get(sb.url + "/contacts", headers=auth(sb.token)) for _ in range(8)]
+        log = sb.request_log()
+    assert [rec.request_id for rec in log] == [r.headers["X-Request-Id"] for r in answers[-5:]]
+
+
 def test_reset_forgets_everything(sandbox: Sandbox) -> None:
     api = Api(sandbox)
     api.create(ADA, headers={"Idempotency-Key": "r"})

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import functools
 import hashlib
 import hmac
@@ -57,11 +58,20 @@ from synckit.sandbox.state import (
 )
 from synckit.sandbox.store import ContactStore
 
-__all__ = ["DROP_ENVIRON_KEY", "MAX_BODY_BYTES", "MAX_IDEMPOTENCY_KEY", "SandboxApp"]
+__all__ = [
+    "DROP_ENVIRON_KEY",
+    "MAX_BODY_BYTES",
+    "MAX_IDEMPOTENCY_KEY",
+    "REQUEST_LOG_LIMIT",
+    "SandboxApp",
+]
 
 #: Larger bodies get 413 payload_too_large.
 MAX_BODY_BYTES = 1 << 20
 MAX_IDEMPOTENCY_KEY = 255
+#: The request log keeps the most recent this many requests: a sandbox serving a
+#: long sync (a million rows is a million requests) must not grow without bound.
+REQUEST_LOG_LIMIT = 200_000
 #: The server puts a callable here that makes the handler close the connection unanswered.
 DROP_ENVIRON_KEY = "synckit.drop_connection"
 
@@ -159,7 +169,8 @@ class SandboxApp:
         self.tokens = TokenTable()
         self.idempotency = IdempotencyCache()
         self.limiter = RateLimiter()
-        self._log: list[RequestRecord] = []
+        self._log: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_LIMIT)
+        self._log_lock = threading.Lock()
         self._rng = random.Random(config.seed)
         self._rng_lock = threading.Lock()
         self._map = Map(
@@ -190,7 +201,9 @@ class SandboxApp:
     # ------------------------------------------------------------------ state
 
     def request_log(self) -> list[RequestRecord]:
-        return list(self._log)
+        """The most recent requests (at most :data:`REQUEST_LOG_LIMIT`), in arrival order."""
+        with self._log_lock:
+            return list(self._log)
 
     def reset(self) -> None:
         """Forget contacts, issued tokens, idempotency records, the rate window and the log."""
@@ -198,7 +211,8 @@ class SandboxApp:
         self.tokens.clear()
         self.idempotency.clear()
         self.limiter.clear()
-        self._log.clear()
+        with self._log_lock:
+            self._log.clear()
 
     def _roll(self, probability: float) -> bool:
         if probability <= 0:
@@ -280,18 +294,18 @@ class SandboxApp:
                 ctx.drop = False
             else:
                 drop()
-        self._log.append(
-            RequestRecord(
-                method=request.method,
-                path=request.path,
-                status=answer.status,
-                idempotency_key=ctx.idempotency_key,
-                replayed=ctx.replayed,
-                time=arrived,
-                request_id=ctx.request_id,
-                dropped=ctx.drop,
-            )
+        record = RequestRecord(
+            method=request.method,
+            path=request.path,
+            status=answer.status,
+            idempotency_key=ctx.idempotency_key,
+            replayed=ctx.replayed,
+            time=arrived,
+            request_id=ctx.request_id,
+            dropped=ctx.drop,
         )
+        with self._log_lock:
+            self._log.append(record)
         # Answered without werkzeug's Response object: every header here is
         # already plain ASCII, and skipping its header machinery saves a
         # noticeable share of a request's server time.

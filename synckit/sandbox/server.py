@@ -304,7 +304,7 @@ class Sandbox:
         )
 
     def request_log(self) -> list[RequestRecord]:
-        """Every request seen so far, in arrival order."""
+        """Every request seen so far, in arrival order (the most recent 200,000 of a long run)."""
         return self._server.app.request_log()
 
     def reset(self) -> None:
