@@ -58,7 +58,7 @@ except ImportError:  # pragma: no cover - pandas without pyarrow: the pandas pat
     _pa = None
     _pc = None
 
-__all__ = ["fast_normalize", "normalize_phones", "slow_normalize_one"]
+__all__ = ["SMALL_INPUT", "fast_normalize", "normalize_phones", "slow_normalize_one"]
 
 _E164 = phonenumbers.PhoneNumberFormat.E164
 _DOUBLE_ZERO = re.compile(r"00\d")
@@ -595,12 +595,33 @@ def _check_canonical(
     region[bad] = None
 
 
+#: Below this many distinct values phonenumbers itself is cheaper: it costs
+#: 25-50 µs a number, while the vectorised path pays a fixed cost of a few
+#: regex passes per country code and number type (measured on mixed-country
+#: numbers: 10 distinct 17 vs 1 ms, 1,000 380 vs 150 ms, 3,000 560 vs 480 ms,
+#: 10,000 850 vs 1,570 ms). Both give the same answers (differential tests).
+SMALL_INPUT: int = 2000
+
+
+def _normalize_small(uniq: pd.Series, default_region: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-number phonenumbers for a few distinct values, with the contract's re-check."""
+    e164 = np.full(len(uniq), None, dtype=object)
+    region = np.full(len(uniq), None, dtype=object)
+    for i, text in enumerate(uniq.tolist()):
+        found = slow_normalize_one(str(text), default_region)
+        # the API wants E.164 text that re-parses to itself as a valid number
+        if found is not None and rules.phone_region(found[0]) is not None:
+            e164[i], region[i] = found
+    return e164, region
+
+
 def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.Series, pd.Series]:
     """E.164 text and region for each phone text (missing where invalid or missing).
 
     ``values`` should already be trimmed text with missing cells as NA. Each
-    distinct value is handled once: the fast path first, then phonenumbers
-    for whatever it leaves undecided, then the ``00`` retry.
+    distinct value is handled once: fewer than :data:`SMALL_INPUT` distinct
+    values go to phonenumbers one by one; more take the fast path first, then
+    phonenumbers for whatever it leaves undecided, then the ``00`` retry.
 
     Example:
         >>> import pandas as pd
@@ -610,6 +631,9 @@ def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.
     index = values.index
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     uniq = pd.Series(np.array(uniques, dtype=object), dtype="str")
+    if len(uniq) < SMALL_INPUT:
+        e164, region = _normalize_small(uniq, default_region)
+        return _spread(codes, e164, region, index)
     e164, region, decided, cc_known, nsn_known = _fast_normalize(uniq, default_region)
     for i in np.flatnonzero(~decided):
         found = slow_normalize_one(str(uniq.iat[int(i)]), default_region)
@@ -632,6 +656,13 @@ def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.
                     if found is not None:
                         e164[i], region[i] = found
     _check_canonical(uniq, e164, region, cc_known, nsn_known)
+    return _spread(codes, e164, region, index)
+
+
+def _spread(
+    codes: np.ndarray, e164: np.ndarray, region: np.ndarray, index: pd.Index
+) -> tuple[pd.Series, pd.Series]:
+    """Per-distinct results back onto every row (factorize codes; -1 is missing)."""
     out_e = np.full(len(codes), None, dtype=object)
     out_r = np.full(len(codes), None, dtype=object)
     have = codes >= 0

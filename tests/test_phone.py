@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synckit import rules
+from synckit import _phone, rules
 from synckit._phone import _slow_once, fast_normalize, normalize_phones, slow_normalize_one
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -89,7 +89,11 @@ def test_junk_and_edge_cases() -> None:
         check_decided_equal(list(dict.fromkeys(JUNK)), region)
 
 
-def test_normalize_phones_end_to_end_matches_slow_path() -> None:
+@pytest.mark.parametrize("small_input", [0, 10**9], ids=["vectorised", "per-number"])
+def test_normalize_phones_end_to_end_matches_slow_path(
+    small_input: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_phone, "SMALL_INPUT", small_input)
     texts = list(dict.fromkeys(corpus(800, seed=5)))
     for region in ("US", "AR"):
         e164, _ = normalize_phones(pd.Series(texts * 2, dtype="str"), region)
@@ -152,3 +156,46 @@ def test_hypothesis_results_are_e164_and_stable(texts: list[str], region: str) -
         assert rules.E164_PATTERN.fullmatch(number) and rules.phone_region(number)
     again, _ = normalize_phones(pd.Series(out, dtype="str"), region)
     assert again.tolist() == out
+
+
+def test_small_input_uses_phonenumbers_per_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a handful of numbers must not pay the vectorised path's fixed cost
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("vectorised path used for a small input")
+
+    monkeypatch.setattr(_phone, "_fast_normalize", refuse)
+    e164, region = normalize_phones(
+        pd.Series(
+            [
+                "(415) 555-2671",
+                "+44 (0)7911 123456",
+                "0049 30 1234567",
+                "1-800-FLOWERS",
+                "415-555-2671 ext. 45",
+                None,
+            ]
+        ),
+        "US",
+    )
+    assert [None if pd.isna(x) else x for x in e164.tolist()[:5]] == ["+14155552671", "+447911123456", "+49301234567",
+                                 "+18003569377", None]  # fmt: skip
+    assert region.tolist()[:4] == ["US", "GG", "DE", "US"]
+    assert pd.isna(e164.iloc[5]) and pd.isna(region.iloc[4])
+
+
+@pytest.mark.parametrize("region", ["US", "GB", "AR", "DE", None])
+def test_both_paths_give_identical_results(
+    region: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = corpus(1500, seed=21)
+    texts = list(dict.fromkeys(texts + with_extensions(texts[::5], seed=22) + JUNK))
+    values = pd.Series([*texts, None, *texts[:50]], dtype="str")
+    monkeypatch.setattr(_phone, "SMALL_INPUT", 0)
+    fast = normalize_phones(values, region)
+    monkeypatch.setattr(_phone, "SMALL_INPUT", 10**9)
+    slow = normalize_phones(values, region)
+    for a, b in zip(fast, slow, strict=True):
+        mismatch = [(t, x, y) for t, x, y in zip(values, a, b, strict=True)
+                    if not (x == y or (pd.isna(x) and pd.isna(y)))]  # fmt: skip
+        assert not mismatch, mismatch[:10]
+    assert fast[0].notna().sum() > 0.3 * len(texts)  # the corpus is mostly valid numbers
