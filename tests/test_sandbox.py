@@ -1040,6 +1040,33 @@ def test_keep_alive_one_connection_for_many_requests(sandbox: Sandbox, accepted:
         assert len(accepted) == 1  # 16 requests, one TCP connection
 
 
+def test_expect_100_continue_gets_one_interim_answer(sandbox: Sandbox) -> None:
+    import contextlib
+    import socket
+
+    body = b'{"email": "expect@example.com"}'
+    for extra in (b"", b"x" * (1 << 20)):  # read in our handler / oversized: Werkzeug's path
+        payload = body[:-1] + b', "first_name": "' + extra + b'"}' if extra else body
+        head = (
+            b"POST /v1/contacts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + sandbox.token.encode() + b"\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as s:
+            s.sendall(head)
+            raw = s.recv(100)
+            with contextlib.suppress(OSError):  # an oversized body may be refused unread
+                s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)  # Werkzeug drains an unread body until EOF
+            while chunk := s.recv(65536):
+                raw += chunk
+        interim, _, final = raw.partition(b"\r\n\r\n")
+        assert interim == b"HTTP/1.1 100 Continue"
+        assert final.startswith(b"HTTP/1.1 201 " if not extra else b"HTTP/1.1 413 "), raw[:80]
+    assert [c["email"] for c in sandbox.contacts()] == ["expect@example.com"]
+
+
 def test_stopping_closes_open_connections() -> None:
     with requests.Session() as s:
         with serve_sandbox() as sb:

@@ -66,6 +66,12 @@ class _Handler(WSGIRequestHandler):
             conns.discard(self.connection)
         super().finish()
 
+    def handle_expect_100(self) -> bool:
+        # http.server would send "100 Continue" while parsing the headers, and
+        # run_wsgi (Werkzeug's or ours) sends it again before reading the body:
+        # one interim answer per request is enough, so leave it to run_wsgi.
+        return True
+
     def run_wsgi(self) -> None:
         """Answer one request and keep the connection open for the next.
 
