@@ -356,7 +356,7 @@ def read_csv(
         "encoding_errors": "strict",
     }
     options.update(pandas_kwargs)
-    reader = _chunks(opened.target, name, options, chunksize, columns, custom_prefix)
+    reader = _chunks(opened.target, name, options, chunksize, columns, custom_prefix, opened.sample)
     if chunksize is not None:
         return reader
     frames = list(reader)
@@ -365,6 +365,47 @@ def read_csv(
     out = pd.concat(frames)
     out.attrs = dict(frames[0].attrs)
     return out
+
+
+def _given_headers(sample: str, options: Mapping[str, Any], parsed: list[str]) -> list[str]:
+    """The header row as written, where pandas renamed repeats (``email``, ``email.1``).
+
+    Planning with the written names makes a repeated header that feeds a field
+    an error (two columns for one field) instead of a silently dropped column.
+    Falls back to pandas' names whenever the two readings disagree otherwise.
+    """
+    if options.get("names") is not None or options.get("header", "infer") not in ("infer", 0):
+        return parsed
+    try:
+        first = next(csv.reader(io.StringIO(sample.lstrip("\ufeff")), delimiter=options["sep"]))
+    except (csv.Error, StopIteration, TypeError):
+        return parsed
+    if len(first) != len(parsed) or len(set(parsed)) != len(parsed):
+        return parsed
+    out: list[str] = []
+    for written, got in zip(first, parsed, strict=True):
+        if written == got or (not written and got.startswith("Unnamed: ")):
+            out.append(got)
+        elif re.fullmatch(re.escape(written) + r"\.[0-9]+", got):
+            out.append(written)
+        else:
+            return parsed
+    return out
+
+
+def _renamed(plan: ColumnPlan, names: Mapping[str, str]) -> ColumnPlan:
+    """``plan`` with written header names put back to the frame's column names.
+
+    Only headers that feed a field reach here, and those are unique (a repeat
+    is an error in :func:`plan_columns`), so the mapping is exact.
+    """
+    return ColumnPlan(
+        fields={f: names[h] for f, h in plan.fields.items()},
+        custom={names[h]: k for h, k in plan.custom.items()},
+        json_column=None if plan.json_column is None else names[plan.json_column],
+        ignored=list(plan.ignored),
+        unmatched=list(plan.unmatched),
+    )
 
 
 def _line_of(exc: Exception) -> int | None:
@@ -379,6 +420,7 @@ def _chunks(
     chunksize: int | None,
     columns: Mapping[str, str | None] | None,
     custom_prefix: str,
+    sample: str = "",
 ) -> Iterator[pd.DataFrame]:
     next_row = 2
     plan: ColumnPlan | None = None
@@ -404,7 +446,10 @@ def _chunks(
                 break
             if plan is None:
                 headers = [str(c) for c in raw.columns]
-                plan = plan_columns(headers, columns, custom_prefix=custom_prefix, source=name)
+                given = _given_headers(sample, options, headers)
+                plan = plan_columns(given, columns, custom_prefix=custom_prefix, source=name)
+                if given != headers:
+                    plan = _renamed(plan, dict(zip(given, headers, strict=True)))
                 if not plan.usable:
                     raise InputError(
                         "no usable column: expected one of "

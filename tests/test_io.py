@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -196,3 +197,26 @@ def test_sample_files_read_with_sample_columns() -> None:
     assert df.attrs["ignored_columns"] == ["Company"]
     later = synckit.read_csv(root / "contacts_updated.csv", columns=SAMPLE_COLUMNS)
     assert len(later) > len(df)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("email,email,phone_number", "both map to email"),
+        ("email,custom.plan,custom.plan", "custom field 'plan'"),
+        ("email,Mobile,Mobile", "both map to phone_number"),
+    ],
+)
+def test_repeated_header_is_an_error_not_a_renamed_column(header: str, message: str) -> None:
+    # pandas renames a repeated header to "email.1": the second column would be silently
+    # dropped (or become custom field "plan.1")
+    data = header + "\na@example.com,x,y\n"
+    with pytest.raises(InputError, match=re.escape(message)) as info:
+        read_csv(io.StringIO(data), columns={"Mobile": "phone_number"})
+    assert info.value.line == 1
+
+
+def test_repeated_ignored_header_is_harmless() -> None:
+    df = read_csv(io.StringIO("email,Notes,Notes,\na@example.com,x,y,z\n"))
+    assert df.columns.tolist() == ["email"] and df.loc[2, "email"] == "a@example.com"
+    assert df.attrs["ignored_columns"][:2] == ["Notes", "Notes"]
