@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,3 +119,38 @@ def test_cli_rejects_bad_flags() -> None:
     )
     assert r.returncode == 2
     assert "fail_rate" in r.stderr
+
+
+def test_cli_flags_reach_the_sandbox_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every fault flag with a value that changes behaviour (the subprocess test
+    # above passes 0 for latency, fail and drop, which an unwired flag would too).
+    from synckit.cli import _sandbox, main
+
+    seen: list[Any] = []
+
+    class FakeServer:
+        def __init__(self, config: Any) -> None:
+            seen.append(config)
+            self.url = "http://127.0.0.1:1/v1"
+
+        def serve_forever(self) -> None:
+            pass
+
+    monkeypatch.setattr(_sandbox, "SandboxServer", FakeServer)
+    monkeypatch.setattr(_sandbox.signal, "signal", lambda *a: None)
+    code = main(
+        [
+            "sandbox", "--host", "127.0.0.2", "--port", "0", "--db", "x.db",
+            "--token", "t1", "--client-id", "c1", "--client-secret", "s1",
+            "--token-ttl", "30", "--rate-limit", "7", "--latency", "25",
+            "--fail-rate", "0.25", "--drop-rate", "0.5", "--contact-limit", "3",
+            "--error-style", "platform",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    (cfg,) = seen
+    assert (cfg.host, cfg.port, cfg.db) == ("127.0.0.2", 0, "x.db")
+    assert (cfg.token, cfg.client_id, cfg.client_secret) == ("t1", "c1", "s1")
+    assert (cfg.token_ttl, cfg.rate_limit, cfg.latency_ms) == (30, 7, 25)
+    assert (cfg.fail_rate, cfg.drop_rate, cfg.contact_limit) == (0.25, 0.5, 3)
+    assert cfg.error_style == "platform"
