@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+import phonenumbers
 
 from synckit import _email, _phone, rules
 from synckit.errors import ConfigError
@@ -389,6 +390,20 @@ class _Rule:
     message: str | np.ndarray | None = None
 
 
+def _region(value: str | None) -> str | None:
+    """The default region in upper case; an unknown one is a ConfigError, not silent failure."""
+    if value is None or not str(value).strip():
+        return None
+    region = str(value).strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        hint = " (the United Kingdom is GB)" if region == "UK" else ""
+        raise ConfigError(
+            f"unknown default region {value!r} for phone numbers{hint}: use an ISO 3166 "
+            "code libphonenumber knows, e.g. US, GB, DE"
+        )
+    return region
+
+
 def validate(
     df: pd.DataFrame,
     *,
@@ -447,8 +462,11 @@ def validate(
         >>> v.valid["phone_number"].tolist(), v.errors["code"].tolist()
         (['+14155552671'], ['invalid_phone'])
     """
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(f"validate() takes a pandas DataFrame, not a {type(df).__name__}")
     if duplicates not in _DUPLICATE_POLICIES:
         raise ConfigError(f"duplicates must be one of {_DUPLICATE_POLICIES}, not {duplicates!r}")
+    default_region = _region(default_region)
     countries = rules.DEFAULT_SMS_COUNTRIES if sms_countries is None else frozenset(sms_countries)
     rows = _row_numbers(df)
     n = len(df)
@@ -872,6 +890,7 @@ def validate_file(
     """
     from synckit.io import read_csv
 
+    default_region = _region(default_region)  # a bad option fails before any reading
     result = FileValidation(source=str(getattr(source, "name", source)))
     chunks = read_csv(source, columns=columns, chunksize=chunksize)
     assert isinstance(chunks, Iterator)
@@ -879,7 +898,12 @@ def validate_file(
     summaries: list[pd.DataFrame] = []
     sample_parts: list[pd.DataFrame] = []
     sampled = 0
-    handle = open(errors_path, "w", newline="", encoding="utf-8") if errors_path else None  # noqa: SIM115
+    handle = None
+    if errors_path:
+        try:
+            handle = open(errors_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise ConfigError(f"cannot write errors to {errors_path}: {exc.strerror}") from exc
     wrote_header = False
 
     def emit(errors: pd.DataFrame) -> None:

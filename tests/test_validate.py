@@ -546,3 +546,21 @@ def test_missing_example_values_are_not_shown_as_nan() -> None:
     )
     check = validate(df)
     assert "nan" not in str(check) and "nan" not in check._repr_html_()
+
+
+@pytest.mark.parametrize("small_input", [0, 10**9])
+def test_default_region_any_case(small_input: int) -> None:
+    with phone_path(small_input):
+        check = validate(pd.DataFrame({"phone_number": ["07400 123456"]}), default_region="gb")
+    assert check.valid["phone_number"].tolist() == ["+447400123456"]
+
+
+def test_unknown_default_region_is_a_config_error() -> None:
+    # "UK" is not a region (GB is): every national number would silently be invalid
+    with pytest.raises(ConfigError, match=r"'UK'.*GB"):
+        validate(pd.DataFrame({"phone_number": ["07400 123456"]}), default_region="UK")
+
+
+def test_not_a_dataframe_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="DataFrame"):
+        validate(pd.Series(["a@example.com"]))  # type: ignore[arg-type]

@@ -98,3 +98,11 @@ def test_sample_file_via_subprocess(tmp_path: Path) -> None:
     frame = pd.read_csv(errors)
     assert set(frame.columns) == {"row", "field", "code", "message", "value"}
     assert (frame["row"] >= 2).all()
+
+
+def test_unwritable_errors_path_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "email\nbad\n")
+    target = tmp_path / "missing-dir" / "errors.csv"
+    assert main(["validate", str(path), "--errors", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "errors.csv" in err and "Traceback" not in err
