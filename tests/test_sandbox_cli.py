@@ -154,3 +154,24 @@ def test_cli_flags_reach_the_sandbox_config(monkeypatch: pytest.MonkeyPatch) -> 
     assert (cfg.token_ttl, cfg.rate_limit, cfg.latency_ms) == (30, 7, 25)
     assert (cfg.fail_rate, cfg.drop_rate, cfg.contact_limit) == (0.25, 0.5, 3)
     assert cfg.error_style == "platform"
+
+
+def test_cli_banner_never_echoes_credentials_given_as_flags(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from synckit.cli import _sandbox, main
+
+    class FakeServer:
+        def __init__(self, config: Any) -> None:
+            self.url = "http://127.0.0.1:1/v1"
+
+        def serve_forever(self) -> None:
+            pass
+
+    monkeypatch.setattr(_sandbox, "SandboxServer", FakeServer)
+    monkeypatch.setattr(_sandbox.signal, "signal", lambda *a: None)
+    args = ["sandbox", "--token", "sk_live_real_token_9", "--client-secret", "real-secret-9"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "sk_live_real_token_9" not in out and "real-secret-9" not in out
+    assert "--token" in out and "--client-secret" in out

@@ -58,6 +58,10 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _shown(value: str, default: str, flag: str) -> str:
+    return value if value == default else f"(as given with {flag})"
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the server, print where it is and how to authenticate, serve until Ctrl-C."""
     config = SandboxConfig(
@@ -76,12 +80,15 @@ def run(args: argparse.Namespace) -> int:
         error_style=args.error_style,
     )
     server = SandboxServer(config)
-    # The sandbox's demo credentials are printed on purpose: they are the
-    # documented defaults for a local server, not real secrets.
+    # The documented demo credentials are printed so the demo works out of
+    # the box; values given on the command line may be real, so never echo them.
     print(f"synckit sandbox serving {server.url}", flush=True)
-    print(f"  API token:     {config.token}")
+    print(f"  API token:     {_shown(config.token, _DEFAULTS.token, '--token')}")
     print(f"  client id:     {config.client_id}")
-    print(f"  client secret: {config.client_secret}")
+    print(
+        "  client secret: "
+        + _shown(config.client_secret, _DEFAULTS.client_secret, "--client-secret")
+    )
     print(f"  contacts:      {'in memory' if not config.db else config.db}")
     print("Press Ctrl-C to stop.", flush=True)
     # A supervisor's SIGTERM stops the server like Ctrl-C does: cleanly, exit 0.
