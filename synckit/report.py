@@ -30,6 +30,7 @@ cell exactly.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -246,7 +247,7 @@ def _errors_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         for name, col in columns.items():
             col.append(rec.get(name))
     columns["severity"] = [v or "error" for v in columns["severity"]]
-    columns["value"] = [None if v is None else str(v) for v in columns["value"]]
+    columns["value"] = [_value_text(v) for v in columns["value"]]
     data: dict[str, pd.Series] = {
         "row": pd.Series(pd.array(columns["row"], dtype="Int64")),
         "stage": _column(columns["stage"], "category"),
@@ -260,6 +261,15 @@ def _errors_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     }
     frame = pd.DataFrame(data)
     return frame.sort_values("row", kind="stable", ignore_index=True)
+
+
+def _value_text(value: Any) -> str | None:
+    """A problem's value as text: objects (custom_fields) as JSON, as a sheet held them."""
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 def _clean(value: Any) -> Any:

@@ -917,6 +917,10 @@ def validate_file(
             sample_parts.append(errors.head(sample - sampled))
             sampled += min(len(errors), sample - sampled)
         if handle is not None:
+            values = errors["value"]
+            if values.map(lambda v: isinstance(v, (dict, list))).any():
+                # custom_fields cells: JSON, as the sheet held them (not Python's repr)
+                errors = errors.assign(value=values.map(_json_text))
             errors.to_csv(handle, index=False, header=not wrote_header)
             wrote_header = True
 
@@ -970,6 +974,12 @@ def validate_file(
         result.errors_sample = pd.concat(sample_parts, ignore_index=True)
     result.summary = _merge_summaries(summaries, counts)
     return result
+
+
+def _json_text(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
 
 
 def _merge_summaries(parts: Iterable[pd.DataFrame], counts: Iterable[pd.Series]) -> pd.DataFrame:

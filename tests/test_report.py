@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import html
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -386,3 +387,12 @@ def test_dry_run_html_shows_the_changes_of_would_update_rows() -> None:
     out = SyncReport.from_records(rows, [], dry_run=True)._repr_html_()
     assert "first_name,email_consent" in out or "first_name, email_consent" in out
     assert "a@example.com" in out and "ct_1" in out
+
+
+def test_error_values_that_are_objects_are_json() -> None:
+    rep = SyncReport.from_records(
+        [{"row": 2, "status": "invalid"}],
+        [{"row": 2, "stage": "validate", "field": "custom_fields",
+          "code": "nested_custom_fields", "message": "m", "value": {"a": [1], "b": None}}],
+    )  # fmt: skip
+    assert json.loads(rep.errors.loc[0, "value"]) == {"a": [1], "b": None}

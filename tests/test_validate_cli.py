@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,16 @@ def test_unwritable_errors_path_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["validate", str(path), "--errors", str(target)]) == 2
     err = capsys.readouterr().err
     assert "errors.csv" in err and "Traceback" not in err
+
+
+def test_errors_file_holds_custom_fields_as_json(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'email,custom_fields\na@example.com,"{""a"": {""b"": 1}, ""ok"": true}"\n',
+    )
+    errors = tmp_path / "errors.csv"
+    assert main(["validate", str(path), "--errors", str(errors)]) == 1
+    frame = pd.read_csv(errors, dtype=str)
+    assert frame["code"].tolist() == ["nested_custom_fields"]
+    # the cell as JSON (what the sheet held), not Python's repr with single quotes and True
+    assert json.loads(frame.loc[0, "value"]) == {"a": {"b": 1}, "ok": True}
