@@ -235,6 +235,13 @@ class _Opened:
     target: Any  # path or buffer handed to pandas
     encoding: str | None
     sample: str
+    workbook: bool = False  # the bytes are an Excel file, not text
+
+
+# .xlsx (a zip) and legacy .xls (OLE2) files start with these bytes
+_WORKBOOK_MAGIC: Final = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+# Excel writes and honours a first line "sep=;" naming the delimiter; it is not a row
+_SEP_LINE: Final = re.compile(r"\ufeff?sep=([^\r\n])[ \t]*\r?\n")
 
 
 def _source_name(source: Any) -> str:
@@ -256,6 +263,8 @@ def _open(source: Any, encoding: str | None) -> _Opened:
                 skip = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
                 utf8_ok = _utf8_throughout(path, skip)
             encoding = _guess_encoding(head, utf8_ok)
+        if head.startswith(_WORKBOOK_MAGIC):
+            return _Opened(path, None, "", workbook=True)
         sample = head.decode(encoding, errors="ignore")
         return _Opened(path, encoding, sample)
     if isinstance(source, (bytes, bytearray)):
@@ -275,6 +284,8 @@ def _open(source: Any, encoding: str | None) -> _Opened:
         raw = source.read()
         if isinstance(raw, str):
             return _Opened(io.StringIO(raw), None, raw[:_SAMPLE_BYTES])
+        if raw.startswith(_WORKBOOK_MAGIC):
+            return _Opened(io.BytesIO(raw), None, "", workbook=True)
         if encoding is None:
             encoding = _guess_encoding(raw[:_SAMPLE_BYTES], _decodes(raw, "utf-8"))
         sample = raw[:_SAMPLE_BYTES].decode(encoding, errors="ignore")
@@ -340,10 +351,21 @@ def read_csv(
     """
     name = _source_name(source)
     opened = _open(source, pandas_kwargs.pop("encoding", None))
+    if opened.workbook:
+        raise InputError(
+            "this is an Excel workbook, not a CSV: save it as CSV (UTF-8) and read that",
+            path=name,
+        )
     sep = pandas_kwargs.pop("sep", None) or pandas_kwargs.pop("delimiter", None)
+    sample = opened.sample
+    sep_line = _SEP_LINE.match(sample)
+    if sep_line and "skiprows" not in pandas_kwargs and "header" not in pandas_kwargs:
+        pandas_kwargs["skiprows"] = 1
+        sep = sep or sep_line.group(1)
+        sample = sample[sep_line.end() :]
     if sep is None:
-        sep = _sniff_delimiter(opened.sample)
-    if not opened.sample.strip():
+        sep = _sniff_delimiter(sample)
+    if not sample.strip():
         raise InputError("the file is empty", path=name, line=1)
     options: dict[str, Any] = {
         "sep": sep,
@@ -356,7 +378,7 @@ def read_csv(
         "encoding_errors": "strict",
     }
     options.update(pandas_kwargs)
-    reader = _chunks(opened.target, name, options, chunksize, columns, custom_prefix, opened.sample)
+    reader = _chunks(opened.target, name, options, chunksize, columns, custom_prefix, sample)
     if chunksize is not None:
         return reader
     frames = list(reader)

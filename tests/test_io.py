@@ -220,3 +220,25 @@ def test_repeated_ignored_header_is_harmless() -> None:
     df = read_csv(io.StringIO("email,Notes,Notes,\na@example.com,x,y,z\n"))
     assert df.columns.tolist() == ["email"] and df.loc[2, "email"] == "a@example.com"
     assert df.attrs["ignored_columns"][:2] == ["Notes", "Notes"]
+
+
+@pytest.mark.parametrize(
+    "magic", [b"PK\x03\x04\x14\x00\x06\x00", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"]
+)
+def test_excel_workbook_is_named_as_such(tmp_path: Path, magic: bytes) -> None:
+    path = tmp_path / "contacts.xlsx"
+    path.write_bytes(magic + b"\x00" * 64)
+    with pytest.raises(InputError, match="Excel workbook") as info:
+        read_csv(path)
+    assert "contacts.xlsx" in str(info.value)
+
+
+def test_excel_sep_line_sets_the_delimiter(tmp_path: Path) -> None:
+    # Excel writes (and honours) a first line "sep=;"; it shows the header as row 1
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"sep=;\r\nemail;phone_number\r\na@example.com;+1 415 555 2671\r\n")
+    df = read_csv(path)
+    assert df.columns.tolist() == ["email", "phone_number"]
+    assert df.index.tolist() == [2] and df.loc[2, "phone_number"] == "+1 415 555 2671"
+    chunks = list(read_csv(path, chunksize=1))
+    assert chunks[0].index.tolist() == [2]
