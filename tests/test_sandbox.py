@@ -643,6 +643,12 @@ def test_x_request_id_on_every_answer(sandbox_factory: Callable[..., Sandbox]) -
         (b"", "application/json", "bad_request"),
         (b'{"email": NaN}', "application/json", "bad_request"),
         (b'{"email": "\xff"}', "application/json", "bad_request"),
+        (b'{"email": "a@example.com", "first_name": "\\ud800"}', "application/json", "bad_request"),
+        (
+            b'{"email": "a@example.com", "custom_fields": {"\\udfff": 1}}',
+            "application/json",
+            "bad_request",
+        ),
         (b"[" * 100_000, "application/json", "bad_request"),
         (b'{"email": "a@example.com"}', "text/plain", "bad_request"),
         (b"email=a@example.com", "application/x-www-form-urlencoded", "bad_request"),
@@ -659,6 +665,13 @@ def test_bad_bodies_get_400_envelope(
         assert r.json()["code"] == code
         assert "Traceback" not in r.text
     assert len(sandbox.contacts()) == 1
+
+
+def test_escaped_surrogate_pair_is_one_character(sandbox: Sandbox) -> None:
+    body = b'{"email": "emoji@example.com", "first_name": "\\ud83d\\ude00 \\\\ud800"}'
+    r = Api(sandbox)("POST", "/contacts", data=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json()["first_name"] == "\U0001f600 \\ud800"  # a pair, and a literal backslash
 
 
 def test_body_over_1mb_is_413(sandbox_factory: Callable[..., Sandbox]) -> None:

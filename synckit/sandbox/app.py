@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import secrets
 import sqlite3
 import threading
@@ -81,6 +82,7 @@ _CONFLICT_MESSAGE = "A contact with this email or phone number already exists"
 _LIMIT_MESSAGE = "must be an integer from 1 to 100"
 _TOO_LARGE_MESSAGE = f"Request bodies are limited to {MAX_BODY_BYTES} bytes"
 _JSON_TYPES = ("application/json",)
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class _Request(Request):
@@ -479,6 +481,15 @@ class SandboxApp:
             raise _Reject(self._bad_request("The request body is not valid JSON")) from None
         if not isinstance(value, dict):
             raise _Reject(self._bad_request("The request body must be a JSON object"))
+        if _ESCAPED_SURROGATE.search(body):
+            # JSON's grammar allows "\ud800" alone, but it is no character:
+            # storing or answering it would fail to encode (a 500). Pairs are fine.
+            try:
+                _dumps(value)
+            except UnicodeEncodeError:
+                raise _Reject(
+                    self._bad_request("The request body holds an unpaired UTF-16 surrogate")
+                ) from None
         return value
 
     # -------------------------------------------------------------- endpoints
