@@ -761,6 +761,16 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     other = np.where(rejected == last, first, last)
     fields: list[str] = []
     messages: list[str] = []
+    # for rows linked to the kept one only through others: the rows they share a key with
+    partners: dict[tuple[str, int], list[int]] = {}
+    for name, c in (("email", email_codes), ("phone_number", phone_codes)):
+        if c is None:
+            continue
+        for p in sub.tolist():
+            if c[p] >= 0:
+                seen = partners.setdefault((name, int(c[p])), [])
+                if len(seen) < 2:
+                    seen.append(p)
     for pos, kept in zip(rejected.tolist(), other.tolist(), strict=True):
         if (
             email_codes is not None
@@ -776,6 +786,13 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
             how, fld = "same phone_number", "phone_number"
         else:
             how, fld = "linked through shared email or phone_number", rules.REQUIRED_FIELD
+            for name, c in (("email", email_codes), ("phone_number", phone_codes)):
+                if c is None or c[pos] < 0:
+                    continue
+                near = [p for p in partners.get((name, int(c[pos])), []) if p != pos]
+                if near:
+                    how = f"same {name} as row {rows[near[0]]}, which is linked to row {rows[kept]}"
+                    break
         fields.append(fld)
         messages.append(f"duplicate of row {rows[kept]} ({how})")
     return pd.DataFrame(

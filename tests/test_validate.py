@@ -274,7 +274,7 @@ def test_duplicates_last_keeps_last_of_each_group_transitively() -> None:
     dups = check.errors[check.errors["code"] == "duplicate_in_file"]
     assert dups["row"].tolist() == [2, 3]
     assert dups["message"].tolist() == [
-        "duplicate of row 5 (linked through shared email or phone_number)",
+        "duplicate of row 5 (same email as row 3, which is linked to row 5)",
         "duplicate of row 5 (same phone_number)",
     ]
     assert dups["field"].tolist() == [rules.REQUIRED_FIELD, "phone_number"]
