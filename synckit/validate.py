@@ -763,9 +763,10 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     messages: list[str] = []
     # for rows linked to the kept one only through others: the rows they share a key with
     partners: dict[tuple[str, int], list[int]] = {}
-    for name, c in (("email", email_codes), ("phone_number", phone_codes)):
-        if c is None:
-            continue
+    named = [
+        (k, c) for k, c in (("email", email_codes), ("phone_number", phone_codes)) if c is not None
+    ]
+    for name, c in named:
         for p in sub.tolist():
             if c[p] >= 0:
                 seen = partners.setdefault((name, int(c[p])), [])
@@ -786,8 +787,8 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
             how, fld = "same phone_number", "phone_number"
         else:
             how, fld = "linked through shared email or phone_number", rules.REQUIRED_FIELD
-            for name, c in (("email", email_codes), ("phone_number", phone_codes)):
-                if c is None or c[pos] < 0:
+            for name, c in named:
+                if c[pos] < 0:
                     continue
                 near = [p for p in partners.get((name, int(c[pos])), []) if p != pos]
                 if near:
