@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import logging
 import os
 import random
@@ -476,7 +477,12 @@ class Client:
         )
         try:
             resp = self._send_with_retries(
-                "POST", "/oauth/token", form=form, authenticated=False, record=False
+                "POST",
+                "/oauth/token",
+                data=form,
+                content_type="application/x-www-form-urlencoded",
+                authenticated=False,
+                record=False,
             )
         except AuthError as err:
             raise self._explain_token_error(err) from None
@@ -548,12 +554,29 @@ class Client:
                 # Chosen once, before the loop: every retry repeats the same
                 # logical operation, so the server can replay instead of redo.
                 idempotency_key = f"synckit-{uuid.uuid4().hex}"
-            elif not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
-                raise ConfigError("idempotency_key must be a string of 1 to 255 characters")
+            elif (
+                not isinstance(idempotency_key, str)
+                or not 1 <= len(idempotency_key) <= 255
+                or not (idempotency_key.isascii() and idempotency_key.isprintable())
+            ):
+                # A header value: anything else fails inside http.client, not here.
+                raise ConfigError(
+                    "idempotency_key must be a string of 1 to 255 printable ASCII characters"
+                )
+        data: bytes | None = None
+        if body is not None:
+            # Encoded once for all attempts, and here, so that a value JSON
+            # cannot carry (NaN, a datetime, an object) is the caller's error,
+            # not a transport failure or a bare TypeError from requests.
+            try:
+                data = json.dumps(body, allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"the payload cannot be sent as JSON: {exc}") from None
         return self._send_with_retries(
             method,
             path,
-            body=body,
+            data=data,
+            content_type="application/json" if data is not None else None,
             params=params,
             idempotency_key=idempotency_key,
             authenticated=True,
@@ -564,8 +587,8 @@ class Client:
         method: str,
         path: str,
         *,
-        body: Mapping[str, Any] | None = None,
-        form: str | None = None,
+        data: bytes | str | None = None,
+        content_type: str | None = None,
         params: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         authenticated: bool,
@@ -603,15 +626,14 @@ class Client:
                 headers["Authorization"] = _Secret("Bearer " + token.value)
             if idempotency_key is not None:
                 headers["Idempotency-Key"] = idempotency_key
-            if form is not None:
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            if content_type is not None:
+                headers["Content-Type"] = content_type
             try:
                 resp = self._session.request(
                     method,
                     url,
                     params=params,
-                    json=body,
-                    data=form,
+                    data=data,
                     headers=headers,
                     timeout=self.timeout,
                     allow_redirects=False,

@@ -259,3 +259,27 @@ def test_argument_errors_are_config_errors(stub: Stub) -> None:
     with pytest.raises(ConfigError, match="closed"):
         client.get_contact("ct_1")
     assert stub.seen == []
+
+
+def test_unsendable_arguments_are_config_errors_and_send_nothing(stub: Stub) -> None:
+    # Library code raises only SynckitError: a payload JSON cannot carry, or an
+    # Idempotency-Key no HTTP header can, is the caller's error, found before sending.
+    from synckit.errors import ConfigError
+
+    stub.answer(201, CONTACT)
+    with _client(stub) as client:
+        for payload in (
+            {"email": "a@example.com", "custom_fields": {"n": float("nan")}},
+            {"email": "a@example.com", "custom_fields": {"when": object()}},
+        ):
+            with pytest.raises(ConfigError, match="JSON"):
+                client.create_contact(payload)
+            with pytest.raises(ConfigError, match="JSON"):
+                client.update_contact("ct_1", payload)
+        for key in ("ключ-1", "line\nbreak", "tab\tkey"):
+            with pytest.raises(ConfigError, match="idempotency_key"):
+                client.create_contact({"email": "a@example.com"}, idempotency_key=key)
+        assert stub.seen == []
+        assert client.create_contact({"email": "a@example.com"}, idempotency_key="ok-1") == CONTACT
+    assert stub.seen[0].headers["Content-Type"] == "application/json"
+    assert json.loads(stub.seen[0].body) == {"email": "a@example.com"}
