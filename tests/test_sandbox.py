@@ -393,6 +393,20 @@ def test_patch_rules_apply_to_merged_contact(sandbox: Sandbox) -> None:
     assert details(r) == [("nickname", MSG_UNKNOWN), ("first_name", MSG_NAME)]
 
 
+def test_patch_custom_fields_key_limit_applies_after_the_merge(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    full = {f"k{i}": i for i in range(100)}
+    cid = api.create({"email": "many@example.com", "custom_fields": full}).json()["id"]
+    path = f"/contacts/{cid}"
+    r = api("PATCH", path, json={"custom_fields": {"one_more": 1}, "first_name": 5})
+    assert r.status_code == 422
+    assert [d["field"] for d in r.json()["details"]] == ["first_name", "custom_fields"]
+    assert api("GET", path).json()["custom_fields"] == full  # nothing applied
+    # Replacing a key (one removed, one added) keeps 100: fine.
+    r = api("PATCH", path, json={"custom_fields": {"k0": None, "new": "x"}})
+    assert r.status_code == 200 and len(r.json()["custom_fields"]) == 100
+
+
 def test_uniqueness_conflicts(sandbox: Sandbox) -> None:
     api = Api(sandbox)
     first = api.create(ADA).json()["id"]

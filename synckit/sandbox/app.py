@@ -636,6 +636,14 @@ class SandboxApp:
             errors = rules.check_contact(
                 data, current=current, sms_countries=self.config.sms_countries
             )
+            custom = data.get("custom_fields")
+            if isinstance(custom, dict) and not any(e.field == "custom_fields" for e in errors):
+                # The key limit is the contact's, so it holds after the merge too.
+                keys = set(current.get("custom_fields") or {})
+                keys.difference_update(k for k, v in custom.items() if v is None)
+                keys.update(k for k, v in custom.items() if v is not None)
+                if len(keys) > rules.CUSTOM_FIELDS_MAX_KEYS:
+                    errors.append(rules.FieldError.of("custom_fields", "nested_custom_fields"))
             if errors:
                 return self._validation((e.field, e.message) for e in errors)
             updated = dict(current)
