@@ -865,6 +865,18 @@ def test_idempotency_key_length(sandbox: Sandbox) -> None:
     assert api.create(ADA, headers={"Idempotency-Key": "k" * 255}).status_code == 201
 
 
+def test_idempotency_records_are_bounded() -> None:
+    from synckit.sandbox.state import IdempotencyCache, StoredAnswer
+
+    cache = IdempotencyCache(max_records=3)
+    for key in ("k1", "k2", "k3", "k4"):
+        assert cache.begin("o", key, "fp")[0] == "new"
+        cache.finish("o", key, StoredAnswer(201, key.encode(), ()))
+    assert [cache.begin("o", k, "fp")[0] for k in ("k2", "k3", "k4")] == ["replay"] * 3
+    assert cache.begin("o", "k1", "fp")[0] == "new"  # the oldest was forgotten
+    assert cache.begin("o", "k2", "fp")[0] == "new"  # and k1's new claim pushed out k2
+
+
 def test_request_in_progress(sandbox_factory: Callable[..., Sandbox]) -> None:
     sb = sandbox_factory(latency_ms=400)
     api = Api(sb)

@@ -24,8 +24,9 @@ Where the contract leaves a choice, the sandbox does this:
   seconds left in the current window, with millisecond precision.
 * **Idempotency**: keys are scoped by credential owner (the OAuth client id
   for its access tokens, so a renewed token still replays; otherwise the
-  token itself). The first completed answer below 500 is kept 24 h and
-  replayed with ``Idempotent-Replayed: true``, errors included; a request
+  token itself). The first completed answer below 500 is kept 24 h (the
+  newest 200,000 keys) and replayed with ``Idempotent-Replayed: true``,
+  errors included; a request
   answered by an injected fault stores nothing, so its retry runs afresh.
 * **Faults** apply to ``/contacts`` endpoints only, never to ``/oauth/token``.
   ``latency_ms`` sleeps after the idempotency check, which is what makes a

@@ -146,6 +146,8 @@ IdemOutcome = Literal["new", "replay", "reused", "busy"]
 class IdempotencyCache:
     """First answer per (credential owner, key), kept for ``ttl`` seconds (24 h).
 
+    At most ``max_records`` keys are kept; beyond that the oldest are forgotten.
+
     Keys are scoped by the credential's owner -- the OAuth client id, or the
     static token -- so two callers never see each other's answers, while a
     client that renews its OAuth token mid-retry still gets its replay.
@@ -161,6 +163,9 @@ class IdempotencyCache:
     """
 
     ttl: float = 24 * 3600
+    #: Only the newest keys are kept: a retry comes within minutes, and a
+    #: million-row sync against one sandbox would otherwise hold ~650 MB of answers.
+    max_records: int = 200_000
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _records: dict[tuple[str, str], _Record] = field(default_factory=dict, repr=False)
     _next_purge: float = 0.0
@@ -181,7 +186,10 @@ class IdempotencyCache:
             if record is not None and record.expires_at <= now:
                 record = None
             if record is None:
+                self._records.pop((owner, key), None)  # an expired one: re-insert as newest
                 self._records[(owner, key)] = _Record(fingerprint, now + self.ttl)
+                while len(self._records) > self.max_records:
+                    del self._records[next(iter(self._records))]  # dicts keep insertion order
                 return "new", None
             if record.fingerprint != fingerprint:
                 return "reused", None
