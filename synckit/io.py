@@ -241,6 +241,8 @@ class _Opened:
 # .xlsx (a zip) and legacy .xls (OLE2) files start with these bytes
 _WORKBOOK_MAGIC: Final = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 # Excel writes and honours a first line "sep=;" naming the delimiter; it is not a row
+# Lines before the header holding nothing (a spreadsheet shows them as empty rows)
+_BLANK_LINES: Final = re.compile(r"(?:[ \t,;]*\r?\n)+")
 _SEP_LINE: Final = re.compile(r"\ufeff?sep=([^\r\n])[ \t]*\r?\n")
 
 
@@ -358,11 +360,22 @@ def read_csv(
         )
     sep = pandas_kwargs.pop("sep", None) or pandas_kwargs.pop("delimiter", None)
     sample = opened.sample
-    sep_line = _SEP_LINE.match(sample)
-    if sep_line and "skiprows" not in pandas_kwargs and "header" not in pandas_kwargs:
-        pandas_kwargs["skiprows"] = 1
-        sep = sep or sep_line.group(1)
-        sample = sample[sep_line.end() :]
+    first_row = 2
+    if "skiprows" not in pandas_kwargs and "header" not in pandas_kwargs:
+        skip = 0
+        sep_line = _SEP_LINE.match(sample)
+        if sep_line:
+            skip = 1  # not shown by Excel: the header is still row 1
+            sep = sep or sep_line.group(1)
+            sample = sample[sep_line.end() :]
+        blank = _BLANK_LINES.match(sample)
+        if blank:
+            lines = blank.group(0).count("\n")
+            skip += lines
+            first_row += lines
+            sample = sample[blank.end() :]
+        if skip:
+            pandas_kwargs["skiprows"] = skip
     if sep is None:
         sep = _sniff_delimiter(sample)
     if not sample.strip():
@@ -378,7 +391,9 @@ def read_csv(
         "encoding_errors": "strict",
     }
     options.update(pandas_kwargs)
-    reader = _chunks(opened.target, name, options, chunksize, columns, custom_prefix, sample)
+    reader = _chunks(
+        opened.target, name, options, chunksize, columns, custom_prefix, sample, first_row
+    )
     if chunksize is not None:
         return reader
     frames = list(reader)
@@ -443,8 +458,9 @@ def _chunks(
     columns: Mapping[str, str | None] | None,
     custom_prefix: str,
     sample: str = "",
+    first_row: int = 2,
 ) -> Iterator[pd.DataFrame]:
-    next_row = 2
+    next_row = first_row
     plan: ColumnPlan | None = None
 
     def strict(step: Callable[[], Any]) -> Any:

@@ -242,3 +242,12 @@ def test_excel_sep_line_sets_the_delimiter(tmp_path: Path) -> None:
     assert df.index.tolist() == [2] and df.loc[2, "phone_number"] == "+1 415 555 2671"
     chunks = list(read_csv(path, chunksize=1))
     assert chunks[0].index.tolist() == [2]
+
+
+def test_blank_lines_before_the_header() -> None:
+    # a spreadsheet shows the header on row 3 and the first contact on row 4
+    df = read_csv(io.StringIO("\n,\nemail,phone_number\na@example.com,\n"))
+    assert df.columns.tolist() == ["email", "phone_number"]
+    assert df.index.tolist() == [4]
+    chunks = list(read_csv(io.StringIO("\n\nemail\na@example.com\nb@example.com\n"), chunksize=1))
+    assert [c.index.tolist() for c in chunks] == [[4], [5]]
