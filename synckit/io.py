@@ -178,18 +178,49 @@ def plan_columns(
 # encoding and delimiter
 
 
-def _utf8_throughout(path: str | os.PathLike[str], skip: int) -> bool:
-    """True if the whole file decodes as UTF-8 (scanned in blocks, constant memory)."""
+def _utf8_throughout(path: str | os.PathLike[str], skip: int, *, mixed: bool = True) -> bool:
+    """True if the whole file decodes as UTF-8 (scanned in blocks, constant memory).
+
+    A file whose text before its first undecodable byte already holds UTF-8
+    letters (``ë`` as two bytes) is neither encoding throughout: reading it
+    as cp1252 would garble every one of them, so that is an
+    :class:`~synckit.errors.InputError` naming the line.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
+    seen_utf8 = False
+    position = skip
     try:
         with open(path, "rb") as fh:
             fh.seek(skip)
             while block := fh.read(_SCAN_BLOCK):
-                decoder.decode(block)
+                pending = len(decoder.getstate()[0])
+                try:
+                    text = decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    before = block[: max(exc.start - pending, 0)]
+                    if mixed and (seen_utf8 or not before.isascii()):
+                        offset = position - pending + exc.start
+                        with open(path, "rb") as again:
+                            line = again.read(offset).count(b"\n") + 1
+                        _mixed_encoding(os.fspath(path), line)
+                    raise
+                seen_utf8 = seen_utf8 or not text.isascii()
+                position += len(block)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _mixed_encoding(name: str, line: int) -> None:
+    """Raise: UTF-8 text up to ``line``, which holds a byte that is not UTF-8."""
+    raise InputError(
+        f"the file is UTF-8 up to line {line}, which holds bytes that are not UTF-8 "
+        "(a letter saved from another program?): fix that line, or pass encoding=... "
+        "if the whole file is in one other encoding",
+        path=name,
+        line=line,
+    )
 
 
 def _guess_encoding(head: bytes, utf8_ok: bool | None = None) -> str:
@@ -263,7 +294,9 @@ def _open(source: Any, encoding: str | None) -> _Opened:
             utf8_ok: bool | None = None
             if not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
                 skip = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
-                utf8_ok = _utf8_throughout(path, skip)
+                # NUL-heavy text is UTF-16 without a BOM: no mixed-encoding verdict then
+                utf16ish = len(head) >= 4 and head.count(b"\x00") >= len(head) // 4
+                utf8_ok = _utf8_throughout(path, skip, mixed=not utf16ish)
             encoding = _guess_encoding(head, utf8_ok)
         if head.startswith(_WORKBOOK_MAGIC):
             return _Opened(path, None, "", workbook=True)
@@ -289,10 +322,26 @@ def _open(source: Any, encoding: str | None) -> _Opened:
         if raw.startswith(_WORKBOOK_MAGIC):
             return _Opened(io.BytesIO(raw), None, "", workbook=True)
         if encoding is None:
-            encoding = _guess_encoding(raw[:_SAMPLE_BYTES], _decodes(raw, "utf-8"))
+            utf8 = _decodes(raw, "utf-8")
+            head = raw[:_SAMPLE_BYTES]
+            utf16ish = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+                len(head) >= 4 and head.count(b"\x00") >= len(head) // 4
+            )
+            if not utf8 and not utf16ish:
+                _check_mixed(raw, _source_name(source))
+            encoding = _guess_encoding(raw[:_SAMPLE_BYTES], utf8)
         sample = raw[:_SAMPLE_BYTES].decode(encoding, errors="ignore")
         return _Opened(io.BytesIO(raw), encoding, sample)
     raise InputError(f"cannot read contacts from a {type(source).__name__}")
+
+
+def _check_mixed(raw: bytes, name: str) -> None:
+    """In-memory bytes: UTF-8 text then a byte that is not UTF-8 is an error (see above)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not raw[: exc.start].isascii():
+            _mixed_encoding(name, raw[: exc.start].count(b"\n") + 1)
 
 
 def _decodes(raw: bytes, encoding: str) -> bool:

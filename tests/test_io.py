@@ -251,3 +251,22 @@ def test_blank_lines_before_the_header() -> None:
     assert df.index.tolist() == [4]
     chunks = list(read_csv(io.StringIO("\n\nemail\na@example.com\nb@example.com\n"), chunksize=1))
     assert [c.index.tolist() for c in chunks] == [[4], [5]]
+
+
+def test_utf8_file_with_a_stray_cp1252_byte_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    # Reading it all as cp1252 would silently turn every "Zoë" into "ZoÃ«".
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        "email,first_name\na@example.com,Zoë\nb@example.com,Renée\n".encode()
+        + b"c@example.com,Andr\xe9\n"
+    )
+    with pytest.raises(InputError, match="UTF-8") as info:
+        read_csv(path)
+    assert info.value.line == 4
+    # the whole file in cp1252 (no UTF-8 text at all) is still read as cp1252
+    path.write_bytes(b"email,first_name\nc@example.com,Andr\xe9\n")
+    assert read_csv(path).loc[2, "first_name"] == "André"
+    # and an explicit encoding is obeyed
+    raw = "email,first_name\na@example.com,Zoë\n".encode() + b"c@example.com,Andr\xe9\n"
+    path.write_bytes(raw)
+    assert read_csv(path, encoding="latin-1").loc[3, "first_name"] == "André"
