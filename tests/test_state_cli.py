@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,21 @@ def test_runs_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Ledger(tmp_path / "s.db").close()
     assert main(["runs", "--state", str(tmp_path / "s.db")]) == 0
     assert "no runs recorded" in capsys.readouterr().out
+
+
+def test_runs_leaves_a_database_that_is_not_a_ledger_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a read-only listing must not add synckit's tables (nor WAL mode) to someone else's file
+    other = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+        conn.commit()
+    before = other.read_bytes()
+    assert main(["runs", "--state", str(other)]) == 2
+    assert "not a synckit state file" in capsys.readouterr().err
+    assert other.read_bytes() == before
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert main(["runs", "--state", str(empty)]) == 2
+    assert empty.read_bytes() == b""

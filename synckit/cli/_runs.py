@@ -9,8 +9,10 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.state)
     if not path.is_file():
         raise InputError("state file does not exist (nothing has run with it yet?)", path=str(path))
+    if not _is_ledger(path):
+        raise InputError("not a synckit state file (it has no runs table)", path=str(path))
     try:
         with Ledger(path) as ledger:
             runs = ledger.runs()
@@ -114,6 +118,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_runs(runs))
     return 0
+
+
+def _is_ledger(path: Path) -> bool:
+    """True if ``path`` is a SQLite file with a runs table, looked at read-only.
+
+    Opening it as a Ledger first would create the schema (and switch on WAL)
+    in whatever file was named: a listing must change nothing.
+    """
+    try:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
+            ).fetchone()
+    except sqlite3.DatabaseError:
+        return True  # not SQLite at all: the Ledger says so in its own words
+    return found is not None
 
 
 def _plain(value: Any) -> Any:
