@@ -186,9 +186,12 @@ class Validation:
         return _summarise(self.errors, examples)
 
     def __str__(self) -> str:
-        return _text_report(
+        text = _text_report(
             self.n_rows, self.n_valid, self.n_invalid, len(self.errors), self.summary()
         )
+        if self.ignored_columns:
+            text += "\nignored columns (not sent): " + _names(self.ignored_columns)
+        return text
 
     def __repr__(self) -> str:
         return (
@@ -198,8 +201,17 @@ class Validation:
 
     def _repr_html_(self) -> str:
         return _html_report(
-            self.n_rows, self.n_valid, self.n_invalid, len(self.errors), self.summary()
+            self.n_rows,
+            self.n_valid,
+            self.n_invalid,
+            len(self.errors),
+            self.summary(),
+            ignored=self.ignored_columns,
         )
+
+
+def _names(columns: Iterable[str]) -> str:
+    return ", ".join(repr(str(c)) for c in columns)
 
 
 def _text_report(
@@ -231,7 +243,13 @@ def _badge(text: str, colour: str) -> str:
 
 
 def _html_report(
-    n_rows: int, n_valid: int, n_invalid: int, n_errors: int, summary: pd.DataFrame
+    n_rows: int,
+    n_valid: int,
+    n_invalid: int,
+    n_errors: int,
+    summary: pd.DataFrame,
+    *,
+    ignored: Iterable[str] = (),
 ) -> str:
     from synckit.report import _COLOURS
 
@@ -243,6 +261,9 @@ def _html_report(
         f"{_badge(f'{n_invalid:,} invalid', _COLOURS['invalid'])} "
         f"({n_errors:,} errors)</div>"
     )
+    names = _names(ignored)
+    if names:
+        head += f'<div style="color:#666">ignored columns (not sent): {html.escape(names)}</div>'
     if summary.empty:
         return head + "</div>"
     rows = "".join(
@@ -879,7 +900,14 @@ class FileValidation:
         return _text_report(self.n_rows, self.n_valid, self.n_invalid, self.n_errors, self.summary)
 
     def _repr_html_(self) -> str:
-        return _html_report(self.n_rows, self.n_valid, self.n_invalid, self.n_errors, self.summary)
+        return _html_report(
+            self.n_rows,
+            self.n_valid,
+            self.n_invalid,
+            self.n_errors,
+            self.summary,
+            ignored=self.ignored_columns,
+        )
 
 
 def validate_file(

@@ -566,3 +566,13 @@ def test_unknown_default_region_is_a_config_error() -> None:
 def test_not_a_dataframe_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="DataFrame"):
         validate(pd.Series(["a@example.com"]))  # type: ignore[arg-type]
+
+
+def test_repr_names_the_ignored_columns() -> None:
+    # "Email" is not a contract field name: every row lacks an identifier, and the
+    # reader must see why without digging into .ignored_columns
+    check = validate(pd.DataFrame({"Email": ["a@example.com"], "Notes": ["x"]}))
+    assert check.ignored_columns == ("Email", "Notes")
+    assert "ignored columns (not sent): 'Email', 'Notes'" in str(check)
+    assert "&#x27;Email&#x27;, &#x27;Notes&#x27;" in check._repr_html_()
+    assert "ignored" not in str(validate(pd.DataFrame({"email": ["a@example.com"]})))
