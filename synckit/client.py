@@ -179,6 +179,11 @@ class Client:
             )
         if max_retries < 0 or max_retry_time < 0:
             raise ConfigError("max_retries and max_retry_time must not be negative")
+        if pool_size < 1:
+            raise ConfigError("pool_size must be at least 1")
+        if min(backoff_base, backoff_cap, max_retry_after) < 0:
+            # A negative wait would reach time.sleep() mid-retry as a ValueError.
+            raise ConfigError("backoff_base, backoff_cap and max_retry_after must not be negative")
         if rate_limit is not None and rate_limit <= 0:
             raise ConfigError("rate_limit must be a positive number of requests per second")
         parts = timeout if isinstance(timeout, tuple) else (timeout,)

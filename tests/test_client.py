@@ -524,6 +524,10 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> None:
         {"token": "t", "rate_limit": 0},
         {"token": "t", "timeout": None},
         {"token": "t", "timeout": (1.0, 0)},
+        {"token": "t", "pool_size": 0},
+        {"token": "t", "backoff_base": -1},
+        {"token": "t", "backoff_cap": -1},
+        {"token": "t", "max_retry_after": -1},
     ],
 )
 def test_bad_configuration_is_a_config_error(kw: dict[str, Any]) -> None:
