@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from synckit import rules
 from synckit.sandbox import Sandbox, serve_sandbox
 
 READ_WRITE = "contacts:read contacts:write"
@@ -391,6 +392,25 @@ def test_patch_rules_apply_to_merged_contact(sandbox: Sandbox) -> None:
     assert r.status_code == 200 and r.json()["sms_consent"] == "subscribed"
     r = api("PATCH", f"/contacts/{both}", json={"nickname": "x", "first_name": 3})
     assert details(r) == [("nickname", MSG_UNKNOWN), ("first_name", MSG_NAME)]
+
+
+def test_patch_phone_must_still_suit_the_stored_sms_consent(sandbox: Sandbox) -> None:
+    api = Api(sandbox)
+    made = api.create(
+        {"email": "sms@example.com", "phone_number": "+14155552671", "sms_consent": "subscribed"}
+    ).json()
+    path = f"/contacts/{made['id']}"
+    for phone in ("+8613800138000", None):  # unsupported country, or no phone at all
+        r = api("PATCH", path, json={"phone_number": phone, "first_name": 7})
+        assert r.status_code == 422, r.text
+        assert [(d["field"], d["message"]) for d in r.json()["details"]] == [
+            ("sms_consent", rules.message("sms_country")),
+            ("first_name", rules.message("invalid_type")),
+        ]
+    assert api("GET", path).json()["phone_number"] == "+14155552671"
+    assert api("PATCH", path, json={"phone_number": "+447400123456"}).status_code == 200  # GB
+    r = api("PATCH", path, json={"phone_number": None, "sms_consent": None})
+    assert r.status_code == 200 and r.json()["sms_consent"] is None
 
 
 def test_patch_custom_fields_key_limit_applies_after_the_merge(sandbox: Sandbox) -> None:
