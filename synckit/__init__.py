@@ -17,9 +17,14 @@ the HTTP stack load only when used).
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# A library stays quiet unless the application configures logging (retry lines
+# would otherwise reach stderr through Python's last-resort handler).
+logging.getLogger("synckit").addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
     # io / validate
