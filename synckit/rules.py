@@ -255,8 +255,11 @@ def check_contact(
         if value is not None and value not in allowed:
             errors.append(FieldError.of(field, "invalid_choice"))
 
-    sms = body.get("sms_consent")
-    if sms is not None and sms in SMS_CONSENT_VALUES and phone_ok:
+    # The SMS rule is about the contact: it applies when the body sets a consent
+    # and also when it changes the number under a consent the contact holds.
+    sms = merged.get("sms_consent")
+    touches_sms = "sms_consent" in body or "phone_number" in body
+    if touches_sms and sms in SMS_CONSENT_VALUES and phone_ok:
         number = merged.get("phone_number")
         region = phone_region(number) if isinstance(number, str) and number else None
         if region not in sms_countries:

@@ -636,20 +636,6 @@ class SandboxApp:
             errors = rules.check_contact(
                 data, current=current, sms_countries=self.config.sms_countries
             )
-            if (
-                "phone_number" in data
-                and "sms_consent" not in data
-                and current.get("sms_consent") is not None
-                and not any(e.field == "phone_number" for e in errors)
-            ):
-                # The SMS rule is about the contact: a new (or no) phone number
-                # must still suit the consent it already holds.
-                phone = data["phone_number"]
-                region = rules.phone_region(phone) if isinstance(phone, str) and phone else None
-                if region not in self.config.sms_countries:
-                    later = ("first_name", "last_name", "custom_fields")
-                    at = next((i for i, e in enumerate(errors) if e.field in later), len(errors))
-                    errors.insert(at, rules.FieldError.of("sms_consent", "sms_country"))
             custom = data.get("custom_fields")
             if isinstance(custom, dict) and not any(e.field == "custom_fields" for e in errors):
                 # The key limit is the contact's, so it holds after the merge too.
