@@ -115,7 +115,7 @@ def run_throughput(n: int) -> None:
 
 
 def _payloads(n: int) -> list[tuple[int, dict[str, object]]]:
-    from synckit.validate import to_payloads
+    from synckit.validation import to_payloads
 
     return to_payloads(_valid_frame(n, seed=5))
 

@@ -43,7 +43,7 @@ from _gen import make_contacts_csv, make_contacts_frame
 
 import synckit
 from synckit import rules
-from synckit.validate import to_payloads
+from synckit.validation import to_payloads
 
 T = TypeVar("T")
 

@@ -29,8 +29,8 @@ logging.getLogger("synckit").addHandler(logging.NullHandler())
 _EXPORTS: dict[str, str] = {
     # io / validate
     "read_csv": "synckit.io",
-    "validate": "synckit.validate",
-    "Validation": "synckit.validate",
+    "validate": "synckit.validation",
+    "Validation": "synckit.validation",
     # client
     "Client": "synckit.client",
     "CallInfo": "synckit.client",
@@ -108,7 +108,7 @@ if TYPE_CHECKING:
     from synckit.report import SyncReport
     from synckit.sandbox import SandboxConfig, serve_sandbox
     from synckit.sync import upsert
-    from synckit.validate import Validation, validate
+    from synckit.validation import Validation, validate
 
 
 def __getattr__(name: str) -> Any:

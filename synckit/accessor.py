@@ -1,9 +1,9 @@
 """``df.synckit``: validate and upsert straight from a DataFrame.
 
-Importing this module registers a pandas DataFrame accessor named
-``synckit``, so a notebook can chain from the frame it already has::
+A pandas DataFrame accessor named ``synckit``, registered as soon as
+``synckit.read_csv`` or ``synckit.validate`` is first used (or on ``import
+synckit.accessor``), so a notebook can chain from the frame it already has::
 
-    import synckit.accessor  # noqa: F401  (registers df.synckit)
     check = df.synckit.validate(default_region="GB")
     plan = df.synckit.upsert(client, dry_run=True)
     report = df.synckit.upsert(client, progress=True)
@@ -31,7 +31,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from synckit.client import Client
     from synckit.report import SyncReport
-    from synckit.validate import Validation
+    from synckit.validation import Validation
 
 __all__ = ["SynckitAccessor"]
 
@@ -61,7 +61,7 @@ class SynckitAccessor:
             ...     default_region="GB").valid["phone_number"].tolist()
             ['+442079460018']
         """
-        from synckit.validate import validate
+        from synckit.validation import validate
 
         return validate(self._frame, **options)
 

@@ -31,6 +31,7 @@ from typing import IO, Any, Final
 import numpy as np
 import pandas as pd
 
+from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit import rules
 from synckit.errors import ConfigError, InputError
 

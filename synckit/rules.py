@@ -1,7 +1,7 @@
 """The Contacts API's field rules: one copy, used by local validation and the sandbox.
 
 Everything here comes from section 2 of ``shared/api/contacts-api.md``. The
-vectorised validator (:mod:`synckit.validate`) and the sandbox server both take
+vectorised validator (:mod:`synckit.validation`) and the sandbox server both take
 their field names, enums, limits and messages from this module, and the
 sandbox judges single contacts with :func:`check_contact`, so the two can only
 disagree if the vectorised code is wrong -- which the tests check by comparing

@@ -67,7 +67,7 @@ from synckit.report import SyncReport
 if TYPE_CHECKING:
     from synckit.client import Client
     from synckit.state import Ledger, LedgerEntry, LedgerOutcome
-    from synckit.validate import Validation
+    from synckit.validation import Validation
 
 __all__ = ["last_report", "upsert"]
 
@@ -375,7 +375,7 @@ class _Engine:
     # ----------------------------------------------------------------- inputs
 
     def _validate(self, frame: pd.DataFrame) -> Validation:
-        from synckit.validate import validate
+        from synckit.validation import validate
 
         kwargs: dict[str, Any] = {
             "default_region": self.default_region,
@@ -386,7 +386,7 @@ class _Engine:
         return validate(frame, **kwargs)
 
     def _chunks(self, data: Any) -> Iterator[tuple[Validation, pd.DataFrame | None]]:
-        from synckit.validate import Validation
+        from synckit.validation import Validation
 
         if isinstance(data, Validation):
             yield data, None
@@ -410,7 +410,7 @@ class _Engine:
 
     @staticmethod
     def _total(data: Any) -> int | None:
-        from synckit.validate import Validation
+        from synckit.validation import Validation
 
         if isinstance(data, Validation):
             return len(data.valid) + len(data.invalid)
@@ -543,7 +543,7 @@ class _Engine:
         pool: ThreadPoolExecutor,
         inflight: deque[_Batch],
     ) -> None:
-        from synckit.validate import to_payloads
+        from synckit.validation import to_payloads
 
         for validation, raw in chunks:
             self._sigint.check()
@@ -1323,7 +1323,7 @@ def upsert(
 
     ``data``: a DataFrame (validated first with ``default_region``,
     ``sms_countries``, ``duplicates``; invalid rows are reported, never sent),
-    a :class:`~synckit.validate.Validation`, or an iterator of DataFrame chunks
+    a :class:`~synckit.validation.Validation`, or an iterator of DataFrame chunks
     (``read_csv(path, chunksize=50_000)``), streamed in bounded memory.
 
     Rows go out in batches of ``batch_size`` on ``workers`` threads sharing the

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from synckit.cli import main
-from synckit.validate import validate_file
+from synckit.validation import validate_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -79,7 +79,7 @@ def _return_freed_memory() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synckit.validate import validate_file
+    from synckit.validation import validate_file
 
     _return_freed_memory()
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import sys
-import types
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -33,6 +31,7 @@ import pandas as pd
 import phonenumbers
 
 from synckit import _email, _phone, rules
+from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit.errors import ConfigError
 
 __all__ = [
@@ -1038,18 +1037,3 @@ def _merge_summaries(parts: Iterable[pd.DataFrame], counts: Iterable[pd.Series])
         int(total.get((f, c), 0)) for f, c in zip(examples["field"], examples["code"], strict=True)
     ]
     return examples.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
-
-
-class _CallableModule(types.ModuleType):
-    """``synckit.validate`` is both this module and its main function.
-
-    Importing ``synckit.validate`` (e.g. ``from synckit.validate import
-    to_payloads``) binds the package attribute to the module, so the module
-    forwards calls: ``synckit.validate(df)`` works whichever came first.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Validation:
-        return validate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
