@@ -201,31 +201,54 @@ def _parse_map(value: Any, file: Path) -> dict[str, str]:
 
 
 def apply_config(
-    args: argparse.Namespace, config: Mapping[str, Any], parser: argparse.ArgumentParser
+    args: argparse.Namespace,
+    config: Mapping[str, Any],
+    parser: argparse.ArgumentParser,
+    *,
+    defaults: Mapping[str, Any] | None = None,
 ) -> argparse.Namespace:
-    """Fill ``args`` from ``config`` where the command line left the parser's default.
+    """Merge ``config`` into ``args``: the command line wins, then the file, then ``defaults``.
 
-    The command line wins; the config file fills the rest. ``map`` becomes the
-    CLI's list of ``"SOURCE=field"`` strings when the parsed value is a list
-    (or unset), added before any ``--map`` given on the command line.
+    An option counts as typed whenever the command line gave it, even with the
+    value its default has (``--batch-size 100`` beats ``batch_size = 50``). That
+    is only knowable with sentinel defaults, so options a config file may set
+    must be declared with ``default=None`` (or ``argparse.SUPPRESS``) and their
+    real defaults passed as ``defaults``, filled in after the merge. An option
+    the file sets whose parser default is a real value raises
+    :class:`~synckit.errors.ConfigError` rather than silently letting the file
+    win over a typed value. ``map`` becomes the CLI's list of
+    ``"SOURCE=field"`` strings, the file's first, so a ``--map`` for the same
+    source (a later pair wins) overrides it.
 
     Example:
-        >>> p = argparse.ArgumentParser(); _ = p.add_argument("--batch-size", type=int, default=100)
-        >>> _ = p.add_argument("--workers", type=int, default=8)
-        >>> ns = apply_config(p.parse_args(["--workers", "2"]), {"batch_size": 10, "workers": 4}, p)
+        >>> p = argparse.ArgumentParser()
+        >>> _ = p.add_argument("--batch-size", type=int, default=None)
+        >>> _ = p.add_argument("--workers", type=int, default=argparse.SUPPRESS)
+        >>> ns = apply_config(p.parse_args(["--batch-size", "100"]), {"batch_size": 10}, p,
+        ...                   defaults={"batch_size": 100, "workers": 8})
         >>> ns.batch_size, ns.workers
-        (10, 2)
+        (100, 8)
     """
+    dests = {a.dest: a for a in parser._actions}
     for key, value in config.items():
-        if not hasattr(args, key):
-            continue
-        current = getattr(args, key)
+        action = dests.get(key)
+        if action is None:
+            continue  # an option this command lacks
+        if action.default not in (None, argparse.SUPPRESS):
+            raise ConfigError(
+                f"option {key!r} has the parser default {action.default!r}: declare it with "
+                "default=None and pass the real default in defaults=, or a value typed on the "
+                "command line could not win over the config file"
+            )
+        current = getattr(args, key, None)
         if key == "map":
             pairs = [f"{s}={d}" for s, d in value.items()]
-            if current is None or isinstance(current, list):
-                setattr(args, key, pairs + list(current or []))
+            setattr(args, key, pairs + list(current or []))
             continue
-        if current == parser.get_default(key):
+        if current is None:
+            setattr(args, key, value)
+    for key, value in (defaults or {}).items():
+        if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
 

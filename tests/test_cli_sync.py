@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -247,3 +248,34 @@ def test_big_reports_are_written_in_identical_slices(tmp_path: Path) -> None:
     whole = report.to_csv(tmp_path / "whole.csv").read_bytes()
     sliced = write_report(report, tmp_path / "sliced.csv", slice_rows=700).read_bytes()
     assert sliced == whole
+
+
+def _run_options(state: Path) -> list[dict[str, object]]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(state)) as db:
+        rows = db.execute("SELECT options_json FROM runs ORDER BY started_at, rowid").fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_typed_option_equal_to_default_beats_config(
+    env: Sandbox, tmp_path: Path, capsys: Capture
+) -> None:
+    src = write_csv(tmp_path / "people.csv", 3)
+    config = tmp_path / "synckit.toml"
+    config.write_text(
+        '[sync]\nbatch_size = 50\nworkers = 2\nstate = "state.db"\n'
+        '[sync.map]\n"E-mail Address" = "email"\n"First Name" = "last_name"\n'
+    )
+    # --batch-size 100 and --workers 8 are the defaults' values, typed: they win.
+    args = ["sync", str(src), "--config", str(config), "--no-progress"]
+    assert main([*args, "--batch-size", "100", "--workers", "8",
+                 "--map", "First Name=first_name"]) == 0  # fmt: skip
+    # Not typed: the file's values.
+    assert main(args) == 0
+    first, second = _run_options(tmp_path / "state.db")
+    assert (first["batch_size"], first["workers"]) == (100, 8)
+    assert (second["batch_size"], second["workers"]) == (50, 2)
+    # The file's map still applies next to a typed --map, which wins for its column.
+    people = {c["email"]: c for c in env.contacts()}
+    assert people["person0@example.com"]["first_name"] == "First0"

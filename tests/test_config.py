@@ -122,18 +122,48 @@ def test_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.toml")
 
 
-def test_apply_config_cli_wins(tmp_path: Path) -> None:
+def _sentinel_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=argparse.SUPPRESS)
+    parser.add_argument("--dry-run", action="store_true", default=None)
     parser.add_argument("--map", action="append")
+    return parser
+
+
+DEFAULTS = {"batch_size": 100, "workers": 8, "dry_run": False}
+
+
+def test_apply_config_cli_wins(tmp_path: Path) -> None:
+    parser = _sentinel_parser()
     cfg = load_config(_write(tmp_path, FULL))
-    args = apply_config(parser.parse_args(["--workers", "3", "--map", "X=email"]), cfg, parser)
+    args = parser.parse_args(["--workers", "3", "--map", "X=email"])
+    args = apply_config(args, cfg, parser, defaults=DEFAULTS)
     assert args.workers == 3  # given on the command line
     assert args.batch_size == 50 and args.dry_run is True  # from the file
     assert args.map == ["E-mail Address=email", "Mobile=phone_number", "X=email"]
     assert not hasattr(args, "region")  # options this command lacks are left alone
+
+
+def test_apply_config_typed_value_equal_to_default_wins(tmp_path: Path) -> None:
+    # The bug: `--batch-size 100` (the default's value) lost to `batch_size = 50`.
+    parser = _sentinel_parser()
+    cfg = load_config(_write(tmp_path, FULL))
+    args = parser.parse_args(["--batch-size", "100", "--workers", "8"])
+    args = apply_config(args, cfg, parser, defaults=DEFAULTS)
+    assert (args.batch_size, args.workers) == (100, 8)
+    # Neither typed nor in the file: the real default is filled in after the merge.
+    args = apply_config(parser.parse_args([]), {}, parser, defaults=DEFAULTS)
+    assert (args.batch_size, args.workers, args.dry_run, args.map) == (100, 8, False, None)
+
+
+def test_apply_config_refuses_a_real_parser_default(tmp_path: Path) -> None:
+    # With default=100 a typed 100 cannot be told from an untyped one: refuse loudly
+    # instead of letting the file silently win.
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch-size", type=int, default=100)
+    with pytest.raises(ConfigError, match=r"batch_size.*default=None"):
+        apply_config(parser.parse_args(["--batch-size", "100"]), {"batch_size": 50}, parser)
 
 
 @pytest.fixture

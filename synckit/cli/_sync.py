@@ -94,26 +94,21 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     p.add_argument("--config", metavar="PATH", help="TOML file with any of these options")
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (text)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _sync_parser=p)
 
 
-def _merge_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Command line wins, then the config file, then the defaults."""
-    opts = {name: getattr(args, name, None) for name in _DEFAULTS}
+def _merge_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Command line wins (whenever typed), then the config file, then the defaults."""
+    from synckit.config import apply_config, load_config
+
+    loaded: dict[str, Any] = {}
     if args.config:
-        from synckit.config import load_config
-
         loaded = load_config(args.config)
         unknown = sorted(set(loaded) - set(_DEFAULTS))
         if unknown:
             raise ConfigError(f"{args.config}: unknown option(s) for sync: {', '.join(unknown)}")
-        for name, value in loaded.items():
-            if opts.get(name) is None:
-                opts[name] = value
-    for name, value in _DEFAULTS.items():
-        if opts.get(name) is None:
-            opts[name] = value
-    return opts
+    merged = apply_config(argparse.Namespace(**vars(args)), loaded, parser, defaults=_DEFAULTS)
+    return {name: getattr(merged, name) for name in _DEFAULTS}
 
 
 def _mapping(pairs: Any) -> dict[str, str] | None:
@@ -233,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     from synckit.io import read_csv
     from synckit.sync import default_report_path, last_report, upsert
 
-    opts = _merge_config(args)
+    opts = _merge_config(args, args._sync_parser)
     fmt = str(opts["log_format"])
     if fmt not in ("text", "json"):
         raise ConfigError("log_format must be text or json")
