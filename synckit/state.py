@@ -50,6 +50,7 @@ from typing import Any, Final
 import pandas as pd
 
 from synckit.errors import StateLockedError, SynckitError
+from synckit.report import STATUSES  # runs() lists counts in the report's status order
 from synckit.rules import READ_ONLY_FIELDS
 
 __all__ = [
@@ -68,17 +69,6 @@ CONFIRMED_STATUSES: Final = frozenset({"created", "updated", "unchanged"})
 RETRY_STATUSES: Final = ("failed", "skipped", "invalid")
 # A dry run plans; it never changes the ledger.
 _DRY_RUN_STATUSES: Final = frozenset({"would_create", "would_update"})
-# Status columns of runs(), in the report's order.
-_RUN_COUNT_COLUMNS: Final = (
-    "created",
-    "updated",
-    "unchanged",
-    "would_create",
-    "would_update",
-    "invalid",
-    "failed",
-    "skipped",
-)
 # SQLite builds before 3.32 allow 999 host parameters per statement; stay under it.
 _MAX_VARS: Final = 900
 # Option names that may hold secrets: never stored in runs.options_json.
@@ -404,14 +394,14 @@ class Ledger:
                 "FROM runs ORDER BY started_at, rowid"
             ).fetchall()
         counts = [json.loads(r[4]) if r[4] else None for r in rows]
-        extra = sorted({k for c in counts if c for k in c} - set(_RUN_COUNT_COLUMNS))
+        extra = sorted({k for c in counts if c for k in c} - set(STATUSES))
         data: dict[str, Any] = {
             "run_id": pd.Series([r[0] for r in rows], dtype="str"),
             "started_at": pd.to_datetime(pd.Series([r[1] for r in rows], dtype=object), utc=True),
             "finished_at": pd.to_datetime(pd.Series([r[2] for r in rows], dtype=object), utc=True),
             "source": pd.Series([r[3] for r in rows], dtype="str"),
         }
-        for status in (*_RUN_COUNT_COLUMNS, *extra):
+        for status in (*STATUSES, *extra):
             data[status] = pd.array(
                 [None if c is None else int(c.get(status, 0)) for c in counts], dtype="Int64"
             )

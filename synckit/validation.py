@@ -46,14 +46,7 @@ __all__ = [
 
 #: Columns of ``Validation.errors``.
 ERROR_COLUMNS: Final = ("row", "field", "code", "message", "value")
-_TEXT_FIELDS: Final = (
-    "email",
-    "phone_number",
-    "first_name",
-    "last_name",
-    "email_consent",
-    "sms_consent",
-)
+_TEXT_FIELDS: Final = tuple(f for f in rules.FIELDS if f != "custom_fields")
 _DUPLICATE_POLICIES: Final = ("last", "error", "keep")
 _PREFIX: Final = "custom."
 
