@@ -122,6 +122,8 @@ _STATUS_DTYPE: Final = pd.CategoricalDtype(list(STATUSES))
 # Few distinct values, repeated on many rows: categories cost one small int per row.
 _ROW_CATEGORY_COLS: Final = ("error_code", "error_message", "changes")
 _ROW_INT_COLS: Final = ("http_status", "attempts")
+#: Rows :meth:`SyncReport.to_csv` escapes and writes at a time (bounded memory).
+CSV_SLICE_ROWS: Final = 100_000
 _ERROR_CATEGORY_COLS: Final = ("stage", "field", "code", "severity")
 
 _COLOURS: Final[Mapping[str, str]] = {
@@ -487,15 +489,16 @@ class SyncReport:
         }
 
     # ------------------------------------------------------------------ files
-    def _csv_frame(self) -> pd.DataFrame:
-        return self.rows.reset_index()
-
-    def to_csv(self, path: str | Path, *, escape: bool = True) -> Path:
+    def to_csv(
+        self, path: str | Path, *, escape: bool = True, slice_rows: int = CSV_SLICE_ROWS
+    ) -> Path:
         """Write ``rows`` as CSV with a ``row`` column; returns the path.
 
         With ``escape`` (the default), text cells starting with ``= + - @``, a tab
         or a CR get a leading ``'`` so spreadsheets show them instead of running
         them (E.164 phones too, see the module docs); :meth:`read_csv` undoes it.
+        Rows are written ``slice_rows`` at a time so that memory stays bounded on
+        big reports; the output does not depend on it.
 
         Example:
             >>> import tempfile, os
@@ -506,12 +509,19 @@ class SyncReport:
             ['2', "'=cmd()"]
         """
         out = Path(path)
-        frame = self._csv_frame()
-        if escape:
-            frame = escape_formulas(frame)
-        # CRLF line ends (RFC 4180) make the writer quote cells holding a bare CR,
-        # which a reader would otherwise take for a line break.
-        frame.to_csv(out, index=False, lineterminator="\r\n")
+        rows = self.rows
+        step = max(int(slice_rows), 1)
+        # Escaping (and reset_index) copy every column they touch: on a million-row
+        # report ~250 MB at once. Slice by slice the copy is one slice big, and the
+        # bytes are the same (each slice after the first just leaves out the header).
+        with out.open("w", encoding="utf-8", newline="") as fh:
+            for start in range(0, max(len(rows), 1), step):
+                frame = rows.iloc[start : start + step].reset_index()
+                if escape:
+                    frame = escape_formulas(frame)
+                # CRLF line ends (RFC 4180) make the writer quote cells holding a bare CR,
+                # which a reader would otherwise take for a line break.
+                frame.to_csv(fh, index=False, header=start == 0, lineterminator="\r\n")
         return out
 
     @staticmethod

@@ -236,7 +236,6 @@ def test_demo_without_sample_data_exits_2(tmp_path: Path, capsys: Capture) -> No
 
 
 def test_big_reports_are_written_in_identical_slices(tmp_path: Path) -> None:
-    from synckit.cli._sync import write_report
     from synckit.report import SyncReport
 
     records = [
@@ -246,8 +245,16 @@ def test_big_reports_are_written_in_identical_slices(tmp_path: Path) -> None:
     ]  # fmt: skip
     report = SyncReport.from_records(records, [])
     whole = report.to_csv(tmp_path / "whole.csv").read_bytes()
-    sliced = write_report(report, tmp_path / "sliced.csv", slice_rows=700).read_bytes()
+    sliced = report.to_csv(tmp_path / "sliced.csv", slice_rows=700).read_bytes()
     assert sliced == whole
+    assert whole.count(b"\r\n") == 2501 and whole.startswith(b"row,email,")
+    assert report.to_csv(tmp_path / "exact.csv", slice_rows=2500).read_bytes() == whole
+    from synckit.report import escape_formulas
+
+    one_go = escape_formulas(report.rows.reset_index()).to_csv(index=False, lineterminator="\r\n")
+    assert whole == one_go.encode()
+    empty = SyncReport.empty().to_csv(tmp_path / "empty.csv", slice_rows=700).read_bytes()
+    assert empty.startswith(b"row,email,") and empty.count(b"\r\n") == 1
 
 
 def _run_options(state: Path) -> list[dict[str, object]]:

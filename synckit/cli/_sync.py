@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -184,36 +183,8 @@ def _use_system_allocator_for_arrow() -> None:
         return
 
 
-#: Rows per slice when writing a big report (see :func:`write_report`).
-REPORT_SLICE_ROWS = 100_000
-
-
-def write_report(report: Any, path: Path, *, slice_rows: int = REPORT_SLICE_ROWS) -> Path:
-    """``report.to_csv(path)``, slice by slice for big reports.
-
-    Escaping formulas makes a copy of every text column at once, which on a
-    million-row report costs ~250 MB of peak memory; written in slices (each
-    through ``SyncReport.to_csv`` itself, so the output is byte for byte the
-    same) the copy is one slice big.
-    """
-    from synckit.report import SyncReport
-
-    rows = report.rows
-    if len(rows) <= slice_rows:
-        return Path(report.to_csv(path))
-    out = Path(path)
-    with tempfile.TemporaryDirectory(prefix="synckit-report-") as tmp, out.open("wb") as dst:
-        for n, start in enumerate(range(0, len(rows), slice_rows)):
-            part = SyncReport(rows=rows.iloc[start : start + slice_rows], errors=report.errors[:0])
-            piece = Path(part.to_csv(Path(tmp) / "part.csv")).read_bytes()
-            if n:  # every part repeats the header line
-                piece = piece[piece.index(b"\n") + 1 :]
-            dst.write(piece)
-    return out
-
-
 def _write(report: Any, path: Path, fmt: str) -> None:
-    write_report(report, path)
+    report.to_csv(path)
     if fmt != "json":
         print(f"report written to {path}", file=sys.stderr)
 
