@@ -28,6 +28,15 @@ Where the contract leaves a choice, the sandbox does this:
   newest 200,000 keys) and replayed with ``Idempotent-Replayed: true``,
   errors included; a request
   answered by an injected fault stores nothing, so its retry runs afresh.
+* **Organisations**: every credential belongs to one. The static token and
+  the OAuth client belong to ``"org_demo"``; ``Sandbox.add_token(...,
+  org="acme")`` adds one for another. A caller lists, looks up, conflicts
+  with and counts against the quota only its organisation's contacts; a
+  GET/PATCH/DELETE of another organisation's contact id answers ``403
+  forbidden`` (an id no organisation holds stays ``404``). Ids are unique
+  across organisations; email and phone number per organisation. A ``--db``
+  file written before organisations existed is upgraded on open: its
+  contacts join ``"org_demo"``.
 * **Faults** apply to ``/contacts`` endpoints only, never to ``/oauth/token``.
   ``latency_ms`` sleeps after the idempotency check, which is what makes a
   concurrent repeat see ``409 request_in_progress``. ``fail_rate`` answers

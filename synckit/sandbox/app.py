@@ -5,7 +5,8 @@ Each request goes through the contract's order of checks::
     route (404/405) -> authentication (401) -> scope (403) -> rate limit (429)
     -> body size / Idempotency-Key shape (413/400) -> idempotency (replay, 422 reused,
     409 in progress) -> latency -> injected fault (500/503, before any work)
-    -> the endpoint: body parsing (400), field rules (422), conflict (409), quota (422)
+    -> the endpoint: body parsing (400), another organisation's contact (403 forbidden)
+       or none (404), field rules (422), conflict (409), quota (422)
     -> injected drop (a committed write whose connection is closed unanswered)
 
 Every answer, including the ones Werkzeug's routing produces, carries an
@@ -48,6 +49,7 @@ from werkzeug.wrappers import Request
 from synckit import rules
 from synckit.sandbox.config import RequestRecord, SandboxConfig
 from synckit.sandbox.state import (
+    DEFAULT_ORG,
     READ,
     SCOPES,
     WRITE,
@@ -79,6 +81,7 @@ DROP_ENVIRON_KEY = "synckit.drop_connection"
 _WRITES = frozenset({"POST", "PATCH", "DELETE"})
 _VALIDATION_MESSAGE = "One or more fields failed validation"
 _CONFLICT_MESSAGE = "A contact with this email or phone number already exists"
+_FORBIDDEN_MESSAGE = "The contact belongs to another organisation"
 _LIMIT_MESSAGE = "must be an integer from 1 to 100"
 _TOO_LARGE_MESSAGE = f"Request bodies are limited to {MAX_BODY_BYTES} bytes"
 _JSON_TYPES = ("application/json",)
@@ -375,7 +378,8 @@ class SandboxApp:
             fault = self._fault()
             if fault is None:
                 try:
-                    answer = self._endpoints[f"{endpoint}:{request.method}"](request, body, **args)
+                    handler = self._endpoints[f"{endpoint}:{request.method}"]
+                    answer = handler(request, body, grant.org, **args)
                 except _Reject as exc:
                     # A 400 for the body is a completed answer too: kept and
                     # replayed like a 422, not forgotten like an injected fault.
@@ -408,7 +412,7 @@ class SandboxApp:
             static = self.config.token
             if hmac.compare_digest(token.encode(), static.encode()):
                 owner = "token:" + hashlib.sha256(static.encode()).hexdigest()[:16]
-                grant = TokenInfo(frozenset(SCOPES), None, owner)
+                grant = TokenInfo(frozenset(SCOPES), None, owner, DEFAULT_ORG)
             else:
                 grant = self.tokens.lookup(token)
         if grant is None:
@@ -538,16 +542,22 @@ class SandboxApp:
     def _contact_answer(self, status: int, contact: Mapping[str, Any]) -> _Answer:
         return _Answer(status, _dumps(contact))
 
-    def _get(self, request: Request, body: bytes, contact_id: str) -> _Answer:
-        contact = self.store.get(contact_id)
-        if contact is None:
-            return self._not_found()
-        return self._contact_answer(200, contact)
+    def _get(self, request: Request, body: bytes, org: str, contact_id: str) -> _Answer:
+        return self._contact_answer(200, self._owned(contact_id, org))
 
-    def _not_found(self) -> _Answer:
-        return self._error(404, "not_found", "The contact could not be found")
+    def _owned(self, contact_id: str, org: str) -> dict[str, Any]:
+        """``org``'s contact with this id; 403 when another organisation holds it, else 404."""
+        found = self.store.locate(contact_id)
+        if found is None:
+            raise _Reject(self._error(404, "not_found", "The contact could not be found"))
+        owner, contact = found
+        if owner != org:
+            # The contract's 403 forbidden. It does tell a caller that the id
+            # exists elsewhere; ids are random, so that reveals nothing useful.
+            raise _Reject(self._error(403, "forbidden", _FORBIDDEN_MESSAGE))
+        return contact
 
-    def _list(self, request: Request, body: bytes) -> _Answer:
+    def _list(self, request: Request, body: bytes, org: str) -> _Answer:
         params = request.args
         problems: list[tuple[str, str]] = []
         limit = 50
@@ -572,26 +582,26 @@ class SandboxApp:
         email = params.get("email") or None
         phone = params.get("phone_number") or None
         contacts, last = self.store.page(
-            after=after, limit=limit, email=email.lower() if email else None, phone=phone
+            org=org, after=after, limit=limit, email=email.lower() if email else None, phone=phone
         )
         payload = {"data": contacts, "next_cursor": _encode_cursor(last) if last else None}
         return _Answer(200, _dumps(payload))
 
     def _conflicting_id(
-        self, email: str | None, phone: str | None, *, exclude: str | None
+        self, email: str | None, phone: str | None, *, org: str, exclude: str | None
     ) -> str | None:
         # The email match wins when email and phone belong to different contacts.
         if email:
-            found = self.store.id_by_email(email)
+            found = self.store.id_by_email(email, org=org)
             if found is not None and found != exclude:
                 return found
         if phone:
-            found = self.store.id_by_phone(phone)
+            found = self.store.id_by_phone(phone, org=org)
             if found is not None and found != exclude:
                 return found
         return None
 
-    def _create(self, request: Request, body: bytes) -> _Answer:
+    def _create(self, request: Request, body: bytes, org: str) -> _Answer:
         data = self._json_object(request, body)
         errors = rules.check_contact(data, sms_countries=self.config.sms_countries)
         if errors:
@@ -608,18 +618,20 @@ class SandboxApp:
             }
         contact["created_at"] = contact["updated_at"] = now
         with self.store.lock:
-            existing = self._conflicting_id(contact["email"], contact["phone_number"], exclude=None)
+            existing = self._conflicting_id(
+                contact["email"], contact["phone_number"], org=org, exclude=None
+            )
             if existing is not None:
                 return self._conflict(existing)
             limit = self.config.contact_limit
-            if limit is not None and self.store.count() >= limit:
+            if limit is not None and self.store.count(org=org) >= limit:
                 return self._error(
                     422, "quota_exceeded", f"The plan's limit of {limit} contacts is reached"
                 )
             while True:
                 contact["id"] = "ct_" + secrets.token_hex(5)
                 try:
-                    self.store.insert(contact)
+                    self.store.insert(contact, org=org)
                     break
                 except sqlite3.IntegrityError:
                     continue  # an id collision: the uniqueness of email/phone was checked above
@@ -627,12 +639,10 @@ class SandboxApp:
         answer.headers["Location"] = f"/v1/contacts/{contact['id']}"
         return answer
 
-    def _update(self, request: Request, body: bytes, contact_id: str) -> _Answer:
+    def _update(self, request: Request, body: bytes, org: str, contact_id: str) -> _Answer:
         data = self._json_object(request, body)
         with self.store.lock:
-            current = self.store.get(contact_id)
-            if current is None:
-                return self._not_found()
+            current = self._owned(contact_id, org)
             errors = rules.check_contact(
                 data, current=current, sms_countries=self.config.sms_countries
             )
@@ -667,6 +677,7 @@ class SandboxApp:
             existing = self._conflicting_id(
                 updated["email"] if "email" in data else None,
                 updated["phone_number"] if "phone_number" in data else None,
+                org=org,
                 exclude=contact_id,
             )
             if existing is not None:
@@ -676,7 +687,8 @@ class SandboxApp:
                 self.store.replace(updated)
         return self._contact_answer(200, updated)
 
-    def _delete(self, request: Request, body: bytes, contact_id: str) -> _Answer:
-        if not self.store.delete(contact_id):
-            return self._not_found()
+    def _delete(self, request: Request, body: bytes, org: str, contact_id: str) -> _Answer:
+        with self.store.lock:
+            self._owned(contact_id, org)
+            self.store.delete(contact_id)
         return _Answer(204)

@@ -29,7 +29,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from synckit.errors import ConfigError
 from synckit.sandbox.app import DROP_ENVIRON_KEY, MAX_BODY_BYTES, SandboxApp
 from synckit.sandbox.config import RequestRecord, SandboxConfig
-from synckit.sandbox.state import READ
+from synckit.sandbox.state import DEFAULT_ORG, READ
 
 __all__ = ["Sandbox", "SandboxServer", "serve_sandbox"]
 
@@ -294,19 +294,48 @@ class Sandbox:
     def port(self) -> int:
         return self._server.port
 
-    def contacts(self) -> list[dict[str, Any]]:
-        """Every stored contact, oldest first (read straight from the store)."""
-        return self._server.app.store.all()
+    def contacts(self, *, org: str | None = None) -> list[dict[str, Any]]:
+        """Stored contacts, oldest first (read straight from the store).
+
+        Every organisation's by default; ``org`` keeps only that one's.
+
+        Example:
+            >>> with serve_sandbox() as sb:
+            ...     sb.contacts(org="org_elsewhere")
+            []
+        """
+        return self._server.app.store.all(org=org)
 
     def add_token(
-        self, token: str, *, scopes: tuple[str, ...] = (READ,), ttl: float | None = None
+        self,
+        token: str,
+        *,
+        scopes: tuple[str, ...] = (READ,),
+        ttl: float | None = None,
+        org: str = DEFAULT_ORG,
     ) -> None:
-        """Make ``token`` valid with ``scopes``, expiring after ``ttl`` seconds (None = never)."""
+        """Make ``token`` valid with ``scopes``, expiring after ``ttl`` seconds (None = never).
+
+        The token acts for organisation ``org``: it sees and changes only that
+        organisation's contacts, and another organisation's contact id answers
+        ``403 forbidden``. The static token and the OAuth client belong to
+        ``"org_demo"``.
+
+        Example:
+            >>> with serve_sandbox() as sb:
+            ...     sb.add_token("tok_acme", scopes=("contacts:read", "contacts:write"), org="acme")
+        """
+        if not org:
+            raise ConfigError("org must not be empty")
+        digest = hashlib.sha256(token.encode()).hexdigest()
         self._server.app.tokens.add(
             token,
             scopes=tuple(scopes),
             ttl=ttl,
-            owner="added:" + hashlib.sha256(token.encode()).hexdigest(),
+            # The org is part of the owner: re-adding a token for another
+            # organisation must not replay answers given to the first one.
+            owner=f"added:{org}:{digest}",
+            org=org,
         )
 
     def request_log(self) -> list[RequestRecord]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "DEFAULT_ORG",
     "READ",
     "SCOPES",
     "WRITE",
@@ -28,15 +29,23 @@ __all__ = [
 READ = "contacts:read"
 WRITE = "contacts:write"
 SCOPES = (READ, WRITE)
+#: The organisation of the static token, the OAuth client and tokens added without ``org``.
+DEFAULT_ORG = "org_demo"
 
 
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
-    """What a bearer token may do. ``owner`` scopes idempotency keys (see IdempotencyCache)."""
+    """What a bearer token may do.
+
+    ``owner`` scopes idempotency keys (see IdempotencyCache); ``org`` is the
+    organisation whose contacts the token sees. An owner belongs to one
+    organisation, so idempotency records never cross organisations.
+    """
 
     scopes: frozenset[str]
     expires_at: float | None
     owner: str
+    org: str = DEFAULT_ORG
 
 
 class TokenTable:
@@ -53,14 +62,24 @@ class TokenTable:
         self._lock = threading.Lock()
         self._tokens: dict[str, TokenInfo] = {}
 
-    def add(self, token: str, *, scopes: tuple[str, ...], ttl: float | None, owner: str) -> None:
+    def add(
+        self,
+        token: str,
+        *,
+        scopes: tuple[str, ...],
+        ttl: float | None,
+        owner: str,
+        org: str = DEFAULT_ORG,
+    ) -> None:
         expires = None if ttl is None else time.monotonic() + ttl
         with self._lock:
-            self._tokens[token] = TokenInfo(frozenset(scopes), expires, owner)
+            self._tokens[token] = TokenInfo(frozenset(scopes), expires, owner, org)
 
-    def issue(self, *, owner: str, scopes: tuple[str, ...], ttl: float) -> str:
+    def issue(
+        self, *, owner: str, scopes: tuple[str, ...], ttl: float, org: str = DEFAULT_ORG
+    ) -> str:
         token = "at_" + secrets.token_urlsafe(24)
-        self.add(token, scopes=scopes, ttl=ttl, owner=owner)
+        self.add(token, scopes=scopes, ttl=ttl, owner=owner, org=org)
         return token
 
     def lookup(self, token: str) -> TokenInfo | None:
