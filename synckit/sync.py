@@ -61,6 +61,7 @@ from synckit.errors import (
     NotFound,
     PermissionDenied,
     SynckitError,
+    TransportError,
 )
 from synckit.report import SyncReport
 
@@ -83,6 +84,13 @@ _DUPLICATE_MODES: Final = ("last", "error", "keep")
 # Row records become a compact frame this often, so a one-chunk input of a
 # million rows never holds a million Python tuples at once.
 _FLUSH_EVERY: Final = 20_000
+#: Rows in a row that may end without any answer from the server (a TransportError,
+#: each *after* the client's own retries) before the run stops as ``unreachable``.
+#: Each such row already spent the client's whole retry window, so a dead server
+#: costs a few windows instead of one per row (hours on a big file). One or two in a
+#: row can be a passing network fault (dropped connections under load); three with no
+#: HTTP answer from any row in between means the server is gone. Any answer resets it.
+UNREACHABLE_AFTER: Final = 3
 
 _last_report: SyncReport | None = None
 _last_report_lock = threading.Lock()
@@ -357,6 +365,7 @@ class _Engine:
         self._stop = threading.Event()
         self._abort_lock = threading.Lock()
         self._abort: APIError | None = None
+        self._no_answer_streak = 0
         self._interrupted = False
         self._failed_keys: set[str] = set()
 
@@ -829,10 +838,16 @@ class _Engine:
         except (AuthError, PermissionDenied) as err:
             self._set_abort(err)
             res = _failure(err, job.body)
+        except TransportError as err:
+            self._no_answer(err)
+            res = _failure(err, job.body)
         except APIError as err:
             res = _failure(err, job.body)
         except SynckitError as err:
             res = _Result("failed", error_code=type(err).__name__, error_message=str(err))
+        if calls.status is not None:
+            with self._abort_lock:  # the server answered (this row's last call): reachable
+                self._no_answer_streak = 0
         res.attempts = calls.attempts
         if res.request_id is None:
             res.request_id = calls.request_id
@@ -845,6 +860,14 @@ class _Engine:
             if self._abort is None:
                 self._abort = err
                 log.error("stopping the run: %s", err)
+
+    def _no_answer(self, err: TransportError) -> None:
+        """Count a row that got no answer at all; enough in a row stop the run."""
+        with self._abort_lock:
+            self._no_answer_streak += 1
+            tripped = self._no_answer_streak >= UNREACHABLE_AFTER
+        if tripped:
+            self._set_abort(err)
 
     def _halted(self) -> _Result | None:
         """A skipped result when the run stopped between two requests of one row."""
@@ -1124,7 +1147,12 @@ class _Engine:
         failed = [f for f in self._failed_frames if len(f)]
         failed_input = pd.concat(failed).sort_index(kind="stable") if failed else None
         aborted: str | None = None
-        if self._abort is not None:
+        if isinstance(self._abort, TransportError):
+            aborted = (
+                f"unreachable: {UNREACHABLE_AFTER} rows in a row got no answer from the server "
+                f"after retries ({self._abort.message}); the rows not sent are skipped"
+            )
+        elif self._abort is not None:
             aborted = f"{_abort_code(self._abort)}: {self._abort}"
         elif self._interrupted:
             aborted = "interrupted"
@@ -1236,6 +1264,8 @@ def _cast_like(frame: pd.DataFrame, template: pd.DataFrame) -> pd.DataFrame:
 
 
 def _abort_code(err: APIError) -> str:
+    if isinstance(err, TransportError):
+        return "unreachable"
     if isinstance(err, PermissionDenied):
         return "permission_denied"
     if isinstance(err, AuthError):
@@ -1334,6 +1364,11 @@ def upsert(
       stops the run at once: unsent rows are ``skipped``, ``report.aborted``
       says why. The report is returned; with ``raise_on_error=True`` the error
       is raised instead (``exc.report`` holds the report).
+    - An unreachable server (no answer, after the client's retries, for
+      ``UNREACHABLE_AFTER`` = 3 rows in a row) stops the run too: rows already
+      sent keep their outcome, unsent rows are ``skipped`` (``unreachable``),
+      ``report.aborted`` starts with ``unreachable``; ``raise_on_error=True``
+      raises the :class:`~synckit.errors.TransportError` (``exc.report``).
     - ``quota_exceeded`` fails the rows that needed a create; updates go on.
     - Ctrl-C: in-flight requests finish (at most a few seconds), the rest are
       ``skipped`` (``interrupted``), then ``KeyboardInterrupt`` is re-raised

@@ -1,0 +1,75 @@
+"""A dead base URL: the engine stops after a few rows get no answer instead of failing
+every row after its retries (a 100k-row file would take hours)."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from synckit.client import Client
+from synckit.errors import TransportError
+from synckit.sync import UNREACHABLE_AFTER, upsert
+
+
+def frame(n: int, start: int = 0) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "email": [f"p{i}@example.com" for i in range(start, start + n)],
+            "first_name": [f"P{i}" for i in range(start, start + n)],
+        }
+    )
+    df.index = pd.RangeIndex(2 + start, 2 + start + n, name="row")
+    return df
+
+
+def dead_client(port: int) -> Client:
+    # Nothing listens on the port: every attempt is refused at once, and the
+    # client's retries (kept as they are) give up after max_retry_time.
+    return Client(
+        f"http://127.0.0.1:{port}", token="tok_dead_secret", max_retry_time=0.3, backoff_base=0.05
+    )
+
+
+def test_unreachable_server_stops_the_run(free_port: int) -> None:
+    data = frame(300)
+    data.loc[5, "email"] = "not-an-email"  # invalid rows stay invalid
+    started = time.monotonic()
+    with dead_client(free_port) as client:
+        report = upsert(data, client, batch_size=10, workers=4, progress=False)
+    elapsed = time.monotonic() - started
+    # Every row exactly once.
+    assert sorted(report.rows.index) == list(range(2, 302))
+    statuses = report.rows["status"].value_counts()
+    failed = report.rows[report.rows["status"] == "failed"]
+    skipped = report.rows[report.rows["status"] == "skipped"]
+    assert statuses.get("invalid", 0) == 1
+    # Only the rows that were tried fail: the streak plus what was in flight beside it.
+    assert UNREACHABLE_AFTER <= len(failed) <= UNREACHABLE_AFTER + 4
+    assert (failed["error_code"] == "TransportError").all()
+    assert len(skipped) == 299 - len(failed)
+    assert (skipped["error_code"] == "unreachable").all()
+    assert report.aborted is not None and report.aborted.startswith("unreachable")
+    assert report.exit_code() == 1  # credentials are fine: not 3
+    assert elapsed < 10, elapsed  # 300 rows x 0.3 s retry window would be 22 s on 4 workers
+    assert len(report.failed_rows()) == 300
+    text = f"{report.aborted}{report.rows.to_csv()}{report.errors.to_csv()}{report}"
+    assert "tok_dead_secret" not in text
+
+
+def test_unreachable_stream_skips_unread_chunks(free_port: int) -> None:
+    chunks = iter([frame(20), frame(20, start=20), frame(20, start=40)])
+    with dead_client(free_port) as client:
+        report = upsert(chunks, client, batch_size=5, workers=1, progress=False)
+    assert sorted(report.rows.index) == list(range(2, 62))
+    assert (report.rows["status"] == "failed").sum() == UNREACHABLE_AFTER  # one worker
+    assert (report.rows["status"] == "skipped").sum() == 60 - UNREACHABLE_AFTER
+
+
+def test_unreachable_raises_with_report_when_asked(free_port: int) -> None:
+    with dead_client(free_port) as client, pytest.raises(TransportError) as info:
+        upsert(frame(30), client, batch_size=5, workers=2, progress=False, raise_on_error=True)
+    report = info.value.report  # type: ignore[attr-defined]
+    assert report.aborted.startswith("unreachable")
+    assert len(report.rows) == 30
