@@ -53,6 +53,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from synckit import rules
+from synckit.config import redact
 from synckit.errors import (
     APIError,
     AuthError,
@@ -368,6 +369,10 @@ class _Engine:
         self._no_answer_streak = 0
         self._interrupted = False
         self._failed_keys: set[str] = set()
+        # The highest row number handed out so far (row 2 is the first data row).
+        self._last_row = 1
+        # An exception that stopped the run half-way (e.g. an unreadable chunk).
+        self._error: Exception | None = None
 
         # Accumulated output (compact: row frames per chunk, failed input rows only).
         self._records: list[tuple[Any, ...]] = []
@@ -400,7 +405,8 @@ class _Engine:
         if isinstance(data, Validation):
             yield data, None
         elif isinstance(data, pd.DataFrame):
-            yield self._validate(data), _with_row_index(data)
+            frame = self._numbered(data)
+            yield self._validate(frame), frame
         elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, Mapping)):
             self._stream = iter(data)
             for chunk in self._stream:
@@ -410,12 +416,38 @@ class _Engine:
                         f"(e.g. read_csv(..., chunksize=...)); got a chunk of type "
                         f"{type(chunk).__name__}"
                     )
-                yield self._validate(chunk), _with_row_index(chunk)
+                frame = self._numbered(chunk)
+                yield self._validate(frame), frame
         else:
             raise ConfigError(
                 "upsert() takes a DataFrame, a Validation or an iterator of DataFrames, "
                 f"not {type(data).__name__}"
             )
+
+    def _numbered(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` indexed by row numbers no earlier row (or chunk) already used.
+
+        Repeated numbers (``pd.concat`` without ``ignore_index``, or a list of
+        frames each counting from 0) would put two outcomes under one ``row``;
+        such a frame is numbered by position instead, after the last row seen.
+        """
+        framed = _with_row_index(frame)
+        rows = framed.index
+        if not len(rows):
+            return framed
+        if not rows.is_unique or int(rows.min()) <= self._last_row:
+            first = self._last_row + 1
+            log.warning(
+                "row numbers repeat in the input (index %s..%s); numbering these %d rows "
+                "by position from row %d",
+                rows.min(),
+                rows.max(),
+                len(rows),
+                first,
+            )
+            framed = framed.set_axis(pd.RangeIndex(first, first + len(rows), name="row"), axis=0)
+        self._last_row = max(self._last_row, int(framed.index.max()))
+        return framed
 
     @staticmethod
     def _total(data: Any) -> int | None:
@@ -520,8 +552,14 @@ class _Engine:
                     self._interrupted = True
                     self._stop.set()
                     self._wind_down(inflight)
+                except Exception as exc:
+                    # e.g. a chunk that cannot be read half-way through a file: rows
+                    # already sent were changed in the platform and must be reported.
+                    self._error = exc
+                    self._stop.set()
+                    self._wind_down_after_error(inflight)
         finally:
-            pool.shutdown(wait=interrupt is None, cancel_futures=True)
+            pool.shutdown(wait=interrupt is None and self._error is None, cancel_futures=True)
             self._bar.close()
 
         report = self._build_report(started)
@@ -541,6 +579,9 @@ class _Engine:
         if interrupt is not None:
             interrupt.report = report  # type: ignore[attr-defined]
             raise interrupt
+        if self._error is not None:
+            self._error.report = report  # type: ignore[attr-defined]
+            raise self._error
         if self._abort is not None and self.raise_on_error:
             self._abort.report = report  # type: ignore[attr-defined]
             raise self._abort
@@ -626,6 +667,28 @@ class _Engine:
                 self._finish_batch(inflight.popleft())
         self._flush_records()
 
+    def _wind_down_after_error(self, inflight: deque[_Batch]) -> None:
+        """After an exception: record what is in flight (briefly), skip what was not sent.
+
+        The input that failed is not read again (its rows after the failure are
+        not in the report; ``report.aborted`` says so). Errors while tidying up
+        are logged, not raised: the first error is the one the caller sees.
+        """
+        self._stream = None
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        while inflight:
+            batch = inflight.popleft()
+            try:
+                self._await(batch, deadline=deadline)
+                self._finish_batch(batch)
+            except Exception:
+                log.exception("while stopping after an error")
+        try:
+            self._skip_rest()
+        except Exception:
+            log.exception("while stopping after an error")
+        self._flush_records()
+
     # ----------------------------------------------------------------- batches
 
     def _take_invalid(self, validation: Validation, raw: pd.DataFrame | None) -> None:
@@ -693,6 +756,13 @@ class _Engine:
         self._flush_records()
 
     def _skip_result(self) -> _Result:
+        if self._error is not None:
+            return _Result(
+                "skipped",
+                error_code="run_failed",
+                error_message="not sent: the run stopped on an error: "
+                + redact(f"{type(self._error).__name__}: {self._error}"),
+            )
         abort = self._abort
         if abort is not None:
             return _Result(
@@ -767,7 +837,22 @@ class _Engine:
                     res = fut.result()
                 except Exception as exc:  # a bug must cost one row, not the run
                     log.exception("unexpected error on row %s", job.row)
-                    res = _Result("failed", error_code="unexpected_error", error_message=str(exc))
+                    text = redact(f"{type(exc).__name__}: {exc}")
+                    res = _Result(
+                        "failed",
+                        error_code="unexpected_error",
+                        error_message=text,
+                        errors=[
+                            {
+                                "stage": "api",
+                                "field": None,
+                                "code": "unexpected_error",
+                                "message": text,
+                                "value": None,
+                                "severity": "error",
+                            }
+                        ],
+                    )
             else:
                 fut.cancel()
                 res = _Result(
@@ -1156,6 +1241,11 @@ class _Engine:
             aborted = f"{_abort_code(self._abort)}: {self._abort}"
         elif self._interrupted:
             aborted = "interrupted"
+        elif self._error is not None:
+            aborted = (
+                f"error: {type(self._error).__name__}: {redact(str(self._error))}; "
+                "input rows after that point are not in this report"
+            )
         return SyncReport(
             rows=rows,
             errors=errors,

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from synckit.errors import ConfigError, InputError
+from synckit.errors import ConfigError, InputError, SynckitError
 
 #: Rows per chunk read from the file: bounded memory for files of any size (a 20k-row
 #: chunk's validation needs about 70 MB less peak memory than a 50k one).
@@ -242,6 +242,14 @@ def run(args: argparse.Namespace) -> int:
             _log_result(interrupted, fmt)
         print("synckit: interrupted", file=sys.stderr)
         return 130
+    except SynckitError as exc:
+        # e.g. the file turned unreadable half-way: rows already sent are reported.
+        partial = getattr(exc, "report", None)
+        if partial is not None:
+            _print_summary(partial, source)
+            _write(partial, report_path, fmt)
+            _log_result(partial, fmt)
+        raise
     finally:
         client.close()
     _print_summary(report, source)
