@@ -336,17 +336,19 @@ class _Engine:
         allow_resubscribe: bool,
         duplicates: str,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError("batch_size must be at least 1")
-        if workers < 1:
-            raise ConfigError("workers must be at least 1")
+        for name, value in (("batch_size", batch_size), ("workers", workers)):
+            # "100" from a form or 2.5 would fail deep inside as a bare TypeError.
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ConfigError(f"{name} must be a whole number, not {value!r}")
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1")
         if duplicates not in _DUPLICATE_MODES:
             raise ConfigError(f"duplicates must be one of {', '.join(_DUPLICATE_MODES)}")
         if retry_failed and state is None:
             raise ConfigError("retry_failed needs state=PATH (the ledger of the previous run)")
         self.client = client
-        self.batch_size = batch_size
-        self.workers = workers
+        self.batch_size = int(batch_size)
+        self.workers = int(workers)
         self.dry_run = dry_run
         self.progress = progress
         self.default_region = default_region
@@ -369,8 +371,8 @@ class _Engine:
         self._no_answer_streak = 0
         self._interrupted = False
         self._failed_keys: set[str] = set()
-        # The highest row number handed out so far (row 2 is the first data row).
-        self._last_row = 1
+        # The highest row number handed out so far (None before the first row).
+        self._last_row: int | None = None
         # An exception that stopped the run half-way (e.g. an unreadable chunk).
         self._error: Exception | None = None
 
@@ -435,8 +437,9 @@ class _Engine:
         rows = framed.index
         if not len(rows):
             return framed
-        if not rows.is_unique or int(rows.min()) <= self._last_row:
-            first = self._last_row + 1
+        last = self._last_row
+        if not rows.is_unique or (last is not None and int(rows.min()) <= last):
+            first = 2 if last is None else last + 1
             log.warning(
                 "row numbers repeat in the input (index %s..%s); numbering these %d rows "
                 "by position from row %d",
@@ -446,7 +449,8 @@ class _Engine:
                 first,
             )
             framed = framed.set_axis(pd.RangeIndex(first, first + len(rows), name="row"), axis=0)
-        self._last_row = max(self._last_row, int(framed.index.max()))
+        top = int(framed.index.max())
+        self._last_row = top if last is None else max(last, top)
         return framed
 
     @staticmethod

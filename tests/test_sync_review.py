@@ -93,3 +93,15 @@ def test_a_bug_in_one_row_costs_that_row_and_leaks_no_secret(
     errors = report.errors[report.errors["row"] == 3]
     assert errors["code"].tolist() == ["unexpected_error"]  # every problem in errors too
     assert sandbox.token not in errors["message"].iloc[0]
+
+
+def test_explicit_row_numbers_are_kept_and_bad_sizes_are_config_errors(sandbox: Sandbox) -> None:
+    from synckit.errors import ConfigError
+
+    data = people(["ada", "bob"]).set_axis(pd.Index([1, 7], name="row"), axis=0)
+    with Client(sandbox.url, token=sandbox.token) as client:
+        report = upsert(data, client, progress=False)
+        assert report.rows.index.tolist() == [1, 7]  # unique: the caller's numbers stand
+        for bad in ({"batch_size": "100"}, {"workers": 2.5}, {"workers": True}):
+            with pytest.raises(ConfigError, match="whole number"):
+                upsert(data, client, progress=False, **bad)  # type: ignore[arg-type]
