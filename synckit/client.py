@@ -742,17 +742,15 @@ class Client:
 
     def _retry_wait(self, err: APIError, idempotent: bool, retries: int) -> float | None:
         """Seconds to wait before repeating, or None when this error is final."""
-        if isinstance(err, RateLimited):
+        if not (
             # A 429 was not processed: safe to repeat whatever the method.
-            after = err.retry_after
-            return min(after, self.max_retry_after) if after is not None else self._backoff(retries)
-        if isinstance(err, Conflict) and err.code == "request_in_progress":
-            after = err.retry_after
-            return min(after, self.max_retry_after) if after is not None else self._backoff(retries)
-        if isinstance(err, ServerError) and idempotent:
-            after = err.retry_after
-            return min(after, self.max_retry_after) if after is not None else self._backoff(retries)
-        return None
+            isinstance(err, RateLimited)
+            or (isinstance(err, Conflict) and err.code == "request_in_progress")
+            or (isinstance(err, ServerError) and idempotent)
+        ):
+            return None
+        after = err.retry_after
+        return min(after, self.max_retry_after) if after is not None else self._backoff(retries)
 
     def _backoff(self, retries: int) -> float:
         # Full jitter: threads that failed together do not retry together.
