@@ -124,7 +124,6 @@ _ROW_CATEGORY_COLS: Final = ("error_code", "error_message", "changes")
 _ROW_INT_COLS: Final = ("http_status", "attempts")
 #: Rows :meth:`SyncReport.to_csv` escapes and writes at a time (bounded memory).
 CSV_SLICE_ROWS: Final = 100_000
-_ERROR_CATEGORY_COLS: Final = ("stage", "field", "code", "severity")
 
 _COLOURS: Final[Mapping[str, str]] = {
     "created": "#2e7d32",
