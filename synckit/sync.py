@@ -613,20 +613,14 @@ class _Engine:
                 inflight.append(self._submit(self._todo.popleft(), self._todo_source, pool))
                 # Two batches in flight: the next one starts while the last
                 # stragglers of this one finish, so workers never sit idle.
-                while len(inflight) > 1:
-                    self._await(inflight[0])
-                    self._finish_batch(inflight.popleft())
+                self._drain(inflight, keep=1)
             # Finish the chunk before the next one: its rows then form one sorted
-            # piece of the report, which stacks at the end without a copy.
-            while inflight:
-                self._await(inflight[0])
-                self._finish_batch(inflight.popleft())
+            # piece of the report, which stacks at the end without a copy. (So
+            # nothing is in flight after the loop, however it ends.)
+            self._drain(inflight)
             self._flush_records()
             if self._abort is not None:
                 break
-        while inflight:
-            self._await(inflight[0])
-            self._finish_batch(inflight.popleft())
         if self._abort is not None:
             self._skip_rest()
         self._flush_records()
@@ -643,6 +637,12 @@ class _Engine:
                 if isinstance(chunk, pd.DataFrame):
                     self._skip_raw(chunk)
             self._stream = None
+
+    def _drain(self, inflight: deque[_Batch], *, keep: int = 0) -> None:
+        """Wait for and record the oldest batches until at most ``keep`` are in flight."""
+        while len(inflight) > keep:
+            self._await(inflight[0])
+            self._finish_batch(inflight.popleft())
 
     def _await(self, batch: _Batch, *, deadline: float | None = None) -> None:
         pending = [f for f in batch.futures if not f.done()]
