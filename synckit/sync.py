@@ -77,7 +77,6 @@ log = logging.getLogger("synckit")
 
 #: Seconds the engine waits for requests in flight after Ctrl-C before it gives up on them.
 INTERRUPT_GRACE: Final = 5.0
-_CONFIRMED: Final = frozenset({"created", "updated", "unchanged"})
 # Consent values an opt-out may not be turned back from (contract + issue 6).
 _EMAIL_OPTED_OUT: Final = frozenset({"unsubscribed", "suppressed"})
 _SMS_OPTED_OUT: Final = frozenset({"unsubscribed"})
@@ -886,7 +885,7 @@ class _Engine:
             self._flush_records()
 
     def _outcome(self, job: _Job, res: _Result) -> LedgerOutcome | None:
-        from synckit.state import LedgerOutcome
+        from synckit.state import CONFIRMED_STATUSES, LedgerOutcome
 
         assert job.key is not None
         entry = job.entry
@@ -894,13 +893,13 @@ class _Engine:
             res.status == "unchanged"
             and res.attempts == 0
             and entry is not None
-            and entry.status in _CONFIRMED
+            and entry.status in CONFIRMED_STATUSES
         ):
             # Not sent because the ledger already holds it: nothing new to write.
             return None
         if res.error_code == "not_retried":
             return None
-        confirmed = res.status in _CONFIRMED
+        confirmed = res.status in CONFIRMED_STATUSES
         return LedgerOutcome(
             key=job.key,
             row=job.row,
