@@ -845,16 +845,7 @@ class _Engine:
                         "failed",
                         error_code="unexpected_error",
                         error_message=text,
-                        errors=[
-                            {
-                                "stage": "api",
-                                "field": None,
-                                "code": "unexpected_error",
-                                "message": text,
-                                "value": None,
-                                "severity": "error",
-                            }
-                        ],
+                        errors=[_problem("unexpected_error", text)],
                     )
             else:
                 fut.cancel()
@@ -1095,16 +1086,14 @@ class _Engine:
             request_id=err.request_id,
             errors=[
                 *warnings,
-                {
-                    "stage": "api",
-                    "field": "email / phone_number",
-                    "code": err.code or "conflict",
-                    "message": text,
-                    "value": phone,
-                    "http_status": err.status,
-                    "request_id": err.request_id,
-                    "severity": "error",
-                },
+                _problem(
+                    err.code or "conflict",
+                    text,
+                    field="email / phone_number",
+                    value=phone,
+                    http_status=err.status,
+                    request_id=err.request_id,
+                ),
             ],
         )
 
@@ -1138,17 +1127,15 @@ class _Engine:
             if new in rules.OPT_IN_VALUES and old in opted_out:
                 diff = {k: v for k, v in diff.items() if k != name}
                 warnings.append(
-                    {
-                        "stage": "api",
-                        "field": name,
-                        "code": "consent_protected",
-                        "message": f"kept {old}: the contact opted out, so {name} was not set "
+                    _problem(
+                        "consent_protected",
+                        f"kept {old}: the contact opted out, so {name} was not set "
                         f"to {new} (allow_resubscribe=True / --allow-resubscribe overrides)",
-                        "value": new,
-                        "http_status": None,
-                        "request_id": request_id,
-                        "severity": "warning",
-                    }
+                        field=name,
+                        value=new,
+                        request_id=request_id,
+                        severity="warning",
+                    )
                 )
         return diff, warnings
 
@@ -1191,16 +1178,7 @@ class _Engine:
                 contact_id=str(by_email.get("id")),
                 error_code="conflict",
                 error_message=text,
-                errors=[
-                    {
-                        "stage": "api",
-                        "field": "email / phone_number",
-                        "code": "conflict",
-                        "message": text,
-                        "value": phone,
-                        "severity": "error",
-                    }
-                ],
+                errors=[_problem("conflict", text, field="email / phone_number", value=phone)],
             )
         target = by_email if by_email is not None else by_phone
         if target is None:
@@ -1366,6 +1344,29 @@ def _abort_code(err: APIError) -> str:
     return err.code or type(err).__name__
 
 
+def _problem(
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    value: Any = None,
+    http_status: int | None = None,
+    request_id: str | None = None,
+    severity: str = "error",
+) -> dict[str, Any]:
+    """One API-stage record of ``report.errors`` (keys: :data:`synckit.report.ERROR_FIELDS`)."""
+    return {
+        "stage": "api",
+        "field": field,
+        "code": code,
+        "message": message,
+        "value": value,
+        "http_status": http_status,
+        "request_id": request_id,
+        "severity": severity,
+    }
+
+
 def _failure(err: APIError, body: Mapping[str, Any]) -> _Result:
     code = err.code or type(err).__name__
     errors: list[dict[str, Any]] = []
@@ -1374,33 +1375,18 @@ def _failure(err: APIError, body: Mapping[str, Any]) -> _Result:
             fld = d.get("field") or None
             value = body.get(fld) if fld else None
             errors.append(
-                {
-                    "stage": "api",
-                    "field": fld,
-                    "code": code,
-                    "message": d.get("message") or err.message,
-                    "value": None
-                    if value is None
-                    else _canonical(value)
-                    if isinstance(value, dict)
-                    else value,
-                    "http_status": err.status,
-                    "request_id": err.request_id,
-                    "severity": "error",
-                }
+                _problem(
+                    code,
+                    d.get("message") or err.message,
+                    field=fld,
+                    value=_canonical(value) if isinstance(value, dict) else value,
+                    http_status=err.status,
+                    request_id=err.request_id,
+                )
             )
     else:
         errors.append(
-            {
-                "stage": "api",
-                "field": None,
-                "code": code,
-                "message": err.message,
-                "value": None,
-                "http_status": err.status,
-                "request_id": err.request_id,
-                "severity": "error",
-            }
+            _problem(code, err.message, http_status=err.status, request_id=err.request_id)
         )
     message = err.message
     if err.details:
