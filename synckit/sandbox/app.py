@@ -647,12 +647,17 @@ class SandboxApp:
                 data, current=current, sms_countries=self.config.sms_countries
             )
             custom = data.get("custom_fields")
+            merged_custom: dict[str, Any] | None = None
             if isinstance(custom, dict) and not any(e.field == "custom_fields" for e in errors):
+                # PATCH merges key by key; a None value removes the key.
+                merged_custom = dict(current.get("custom_fields") or {})
+                for key, item in custom.items():
+                    if item is None:
+                        merged_custom.pop(key, None)
+                    else:
+                        merged_custom[key] = item
                 # The key limit is the contact's, so it holds after the merge too.
-                keys = set(current.get("custom_fields") or {})
-                keys.difference_update(k for k, v in custom.items() if v is None)
-                keys.update(k for k, v in custom.items() if v is not None)
-                if len(keys) > rules.CUSTOM_FIELDS_MAX_KEYS:
+                if len(merged_custom) > rules.CUSTOM_FIELDS_MAX_KEYS:
                     errors.append(rules.FieldError.of("custom_fields", "nested_custom_fields"))
             if errors:
                 return self._validation((e.field, e.message) for e in errors)
@@ -661,14 +666,8 @@ class SandboxApp:
                 if name not in data:
                     continue
                 value = data[name]
-                if name == "custom_fields" and value is not None:
-                    merged = dict(current.get("custom_fields") or {})
-                    for key, item in value.items():
-                        if item is None:
-                            merged.pop(key, None)
-                        else:
-                            merged[key] = item
-                    value = merged
+                if name == "custom_fields" and merged_custom is not None:
+                    value = merged_custom
                 elif name == "email":
                     value = value.lower() if value else None
                 elif name == "phone_number":
