@@ -1068,10 +1068,7 @@ class _Engine:
         email = job.body.get("email")
         phone = job.body.get("phone_number")
         if email and phone:
-            text = (
-                f"email {email} belongs to contact {contact_id} and phone_number {phone} "
-                f"to contact {other}: nothing was changed"
-            )
+            text = _split_owners(email, contact_id, phone, other, "nothing was changed")
         else:
             text = (
                 f"the update of contact {contact_id} conflicts with contact {other}: "
@@ -1169,9 +1166,8 @@ class _Engine:
             and by_phone is not None
             and by_email.get("id") != by_phone.get("id")
         ):
-            text = (
-                f"email {email} belongs to contact {by_email.get('id')} and phone_number {phone} "
-                f"to contact {by_phone.get('id')}: the update would be refused"
+            text = _split_owners(
+                email, by_email.get("id"), phone, by_phone.get("id"), "the update would be refused"
             )
             return _Result(
                 "failed",
@@ -1342,6 +1338,14 @@ def _abort_code(err: APIError) -> str:
     if isinstance(err, AuthError):
         return err.code if err.code in ("invalid_client", "invalid_scope") else "auth_error"
     return err.code or type(err).__name__
+
+
+def _split_owners(email: Any, email_owner: Any, phone: Any, phone_owner: Any, outcome: str) -> str:
+    """The message for a row whose email and phone number belong to two different contacts."""
+    return (
+        f"email {email} belongs to contact {email_owner} and phone_number {phone} "
+        f"to contact {phone_owner}: {outcome}"
+    )
 
 
 def _problem(
