@@ -610,8 +610,6 @@ class Client:
         attempts = 0
         retries = 0
         renewed = False
-        status: int | None = None
-        request_id: str | None = None
         while True:
             attempts += 1
             # Wait for our slot first: a pause (429) must not be spent holding
@@ -644,7 +642,6 @@ class Client:
                     allow_redirects=False,
                 )
             except _TRANSIENT_TRANSPORT as exc:
-                status, request_id = None, None
                 err: APIError = TransportError(
                     f"no answer from {self._host}: {_describe(exc)}",
                     method=method,
