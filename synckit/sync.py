@@ -121,7 +121,6 @@ class _Job:
     row: int
     body: dict[str, Any]
     key: str | None
-    phash: str
     entry: LedgerEntry | None = None
 
 
@@ -776,9 +775,9 @@ class _Engine:
         return _Result("skipped", error_code="interrupted", error_message="not sent: interrupted")
 
     def _jobs(self, part: Sequence[tuple[int, dict[str, Any]]]) -> list[_Job]:
-        from synckit.state import match_key, payload_hash
+        from synckit.state import match_key
 
-        jobs = [_Job(int(r), body, match_key(body), payload_hash(body)) for r, body in part]
+        jobs = [_Job(int(r), body, match_key(body)) for r, body in part]
         if self.ledger is not None:
             keys = [j.key for j in jobs if j.key is not None]
             entries = self.ledger.get(keys) if keys else {}
@@ -800,13 +799,16 @@ class _Engine:
         source: pd.DataFrame,
         pool: ThreadPoolExecutor,
     ) -> _Batch:
+        from synckit.state import payload_hash
+
         batch = _Batch(jobs=[], futures=[], presets=[], raw=source)
         for job in self._jobs(part):
             entry = job.entry
+            # Hashed only here: without a ledger entry the hash has nothing to match.
             if (
                 entry is not None
                 and entry.contact_id is not None
-                and entry.payload_hash == job.phash
+                and entry.payload_hash == payload_hash(job.body)
             ):
                 # The API confirmed exactly this payload before: nothing to send.
                 batch.presets.append(
