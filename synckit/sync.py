@@ -565,18 +565,17 @@ class _Engine:
             self._bar.close()
 
         report = self._build_report(started)
+        counts = report.counts()
         if self.ledger is not None and not self.dry_run:
             with contextlib.suppress(SynckitError, OSError):
-                self.ledger.end_run(
-                    self.run_id, counts=report.counts(), exit_code=report.exit_code()
-                )
+                self.ledger.end_run(self.run_id, counts=counts, exit_code=report.exit_code())
         with _last_report_lock:
             _last_report = report
         log.debug(
             "sync %s: %s",
             "interrupted" if interrupt else ("aborted" if report.aborted else "finished"),
-            ", ".join(f"{k} {v}" for k, v in report.counts().items()),
-            extra={"run_id": report.run_id, "counts": report.counts(), "aborted": report.aborted},
+            ", ".join(f"{k} {v}" for k, v in counts.items()),
+            extra={"run_id": report.run_id, "counts": counts, "aborted": report.aborted},
         )
         if interrupt is not None:
             interrupt.report = report  # type: ignore[attr-defined]
