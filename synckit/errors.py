@@ -108,11 +108,24 @@ class APIError(SynckitError):
         self.attempts = attempts
         self.body = body
 
+    def message_with_details(self) -> str:
+        """``message`` followed by the field problems in ``details``, if any.
+
+        Example:
+            >>> APIError("bad", details=[{"field": "email", "message": "is invalid"}]
+            ...          ).message_with_details()
+            'bad (email: is invalid)'
+        """
+        if not self.details:
+            return self.message
+        problems = "; ".join(f"{d['field']}: {d['message']}" for d in self.details)
+        return f"{self.message} ({problems})"
+
     def __str__(self) -> str:
         head = " ".join(str(p) for p in (self.status, self.code) if p is not None)
-        text = f"{head}: {self.message}" if head else self.message
-        if self.details:
-            text += " (" + "; ".join(f"{d['field']}: {d['message']}" for d in self.details) + ")"
+        text = self.message_with_details()
+        if head:
+            text = f"{head}: {text}"
         if self.method and self.path:
             text += f" [{self.method} {self.path}]"
         if self.request_id:

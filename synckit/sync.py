@@ -1393,14 +1393,11 @@ def _failure(err: APIError, body: Mapping[str, Any]) -> _Result:
         errors.append(
             _problem(code, err.message, http_status=err.status, request_id=err.request_id)
         )
-    message = err.message
-    if err.details:
-        message += " (" + "; ".join(f"{d['field']}: {d['message']}" for d in err.details) + ")"
     return _Result(
         "failed",
         http_status=err.status,
         error_code=code,
-        error_message=message,
+        error_message=err.message_with_details(),
         request_id=err.request_id,
         errors=errors,
     )
