@@ -635,10 +635,12 @@ class _Engine:
                     self._skip_raw(chunk)
             self._stream = None
 
-    def _drain(self, inflight: deque[_Batch], *, keep: int = 0) -> None:
+    def _drain(
+        self, inflight: deque[_Batch], *, keep: int = 0, deadline: float | None = None
+    ) -> None:
         """Wait for and record the oldest batches until at most ``keep`` are in flight."""
         while len(inflight) > keep:
-            self._await(inflight[0])
+            self._await(inflight[0], deadline=deadline)
             self._finish_batch(inflight.popleft())
 
     def _await(self, batch: _Batch, *, deadline: float | None = None) -> None:
@@ -656,11 +658,8 @@ class _Engine:
 
     def _wind_down(self, inflight: deque[_Batch]) -> None:
         """After Ctrl-C: finish what is in flight (briefly), mark everything else skipped."""
-        deadline = time.monotonic() + INTERRUPT_GRACE
         try:
-            while inflight:
-                self._await(inflight[0], deadline=deadline)
-                self._finish_batch(inflight.popleft())
+            self._drain(inflight, deadline=time.monotonic() + INTERRUPT_GRACE)
             self._skip_rest()
         except KeyboardInterrupt:
             # A second Ctrl-C: stop tidying up; what is recorded stays recorded.
