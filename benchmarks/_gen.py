@@ -22,17 +22,12 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
+from synckit import rules
+
 __all__ = ["COLUMNS", "make_contacts_csv", "make_contacts_frame"]
 
-COLUMNS = (
-    "email",
-    "phone_number",
-    "first_name",
-    "last_name",
-    "email_consent",
-    "sms_consent",
-    "custom.plan",
-)
+# The contract's text fields, then one custom field as a prefixed column.
+COLUMNS = (*(f for f in rules.FIELDS if f != "custom_fields"), "custom.plan")
 
 # (region, weight): mostly the US (default region), then a spread of others.
 _REGIONS = (
