@@ -49,6 +49,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from synckit._files import check_file_mode, narrow_mode, private_file
 from synckit.errors import StateLockedError, SynckitError
 from synckit.report import STATUSES  # runs() lists counts in the report's status order
 from synckit.rules import READ_ONLY_FIELDS
@@ -231,6 +232,10 @@ class Ledger:
     the engine writes once per batch, so a lock costs nothing measurable and
     keeps every :meth:`record` one atomic transaction.
 
+    The file and its ``-wal``, ``-shm`` and ``.lock`` companions are created
+    ``0600`` (owner only) whatever the umask, or with ``file_mode``; an
+    existing ledger that grants more is narrowed to it when opened.
+
     Example:
         >>> import tempfile, os
         >>> led = Ledger(os.path.join(tempfile.mkdtemp(), "s.db"))
@@ -239,10 +244,21 @@ class Ledger:
         >>> led.close()
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, durable: bool = False, file_mode: int | None = None
+    ) -> None:
         self.path = Path(path)
         self._mutex = threading.RLock()
         self._lock_file: Any = None
+        self.file_mode = check_file_mode(file_mode)
+        try:
+            # The ledger holds every contact's confirmed payload: owner-only (0600) from
+            # the first byte. SQLite gives the -wal and -shm files the database's mode.
+            private_file(self.path, file_mode=self.file_mode)
+            for companion in ("-wal", "-shm", ".lock"):
+                narrow_mode(self.path.with_name(self.path.name + companion), self.file_mode)
+        except OSError as exc:
+            raise SynckitError(f"cannot open state file {self.path}: {exc.strerror}") from exc
         try:
             self._conn = sqlite3.connect(
                 str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
@@ -312,7 +328,8 @@ class Ledger:
     def _acquire(self) -> None:
         if self._lock_file is not None:
             raise StateLockedError(f"state file {self.path} is already locked by this ledger")
-        handle = open(self.lock_path, "a+")  # noqa: SIM115 (kept open while locked)
+        fd = os.open(private_file(self.lock_path, file_mode=self.file_mode), os.O_RDWR)
+        handle = os.fdopen(fd, "r+")  # kept open while locked
         try:
             _try_lock(handle)
         except OSError:

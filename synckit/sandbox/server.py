@@ -204,7 +204,7 @@ class SandboxServer:
         self.config = config
         try:
             self.app = SandboxApp(config)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"cannot open the sandbox database {config.db!r}: {exc}") from exc
         try:
             self._server: BaseWSGIServer = make_server(
