@@ -10,7 +10,14 @@ import pytest
 
 @pytest.mark.parametrize(
     "name",
-    ["synckit.report", "synckit.state", "synckit.config", "synckit.cli._runs", "synckit._files"],
+    [
+        "synckit.report",
+        "synckit.state",
+        "synckit.config",
+        "synckit.cli._runs",
+        "synckit._files",
+        "synckit._secrets",
+    ],
 )
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)
