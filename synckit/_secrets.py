@@ -35,13 +35,23 @@ from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
 import json
 import re
 import threading
 from typing import Any, Final
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "MAX_REGISTERED", "MIN_LENGTH", "Secret", "redact", "redact_data", "register"]
+__all__ = [
+    "MASK",
+    "MAX_REGISTERED",
+    "MIN_LENGTH",
+    "Secret",
+    "is_loopback_host",
+    "redact",
+    "redact_data",
+    "register",
+]
 
 #: What a masked value is replaced with.
 MASK: Final = "[REDACTED]"
@@ -275,3 +285,23 @@ def redact_data(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(redact_data(v) for v in value)
     return value
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``): traffic that
+    never leaves the machine, where plain HTTP exposes no credential. ``0.0.0.0``, ``::``
+    and an empty host mean every interface, so they are not loopback.
+
+    Example:
+        >>> [is_loopback_host(h) for h in ("127.0.0.1", "[::1]", "localhost", "0.0.0.0", "")]
+        [True, True, True, False, False]
+    """
+    if not host:
+        return False
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

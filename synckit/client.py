@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import http.cookiejar
-import ipaddress
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ from requests.adapters import HTTPAdapter
 
 from synckit import __version__
 from synckit._ratelimit import RatePacer
-from synckit._secrets import Secret
+from synckit._secrets import Secret, is_loopback_host
 from synckit.errors import (
     APIError,
     AuthError,
@@ -126,19 +125,6 @@ class _ClientCredentials(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return f"<client credentials {self._client_id!r} ***>"
-
-
-def _is_loopback(host: str | None) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): traffic that never
-    leaves the machine, where plain HTTP exposes nothing."""
-    if not host:
-        return False
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _ca_bundle_from_env() -> str | None:
@@ -256,7 +242,8 @@ class Client:
                 "client_secret=... (SYNCKIT_CLIENT_ID, SYNCKIT_CLIENT_SECRET)"
             )
         split = urlsplit(base_url)
-        if split.scheme == "http" and not allow_insecure_http and not _is_loopback(split.hostname):
+        insecure = split.scheme == "http" and not is_loopback_host(split.hostname)
+        if insecure and not allow_insecure_http:
             raise ConfigError(
                 f"refusing plain http:// to {split.hostname}: the credential would travel "
                 "unencrypted. Use https://, or pass allow_insecure_http=True "
