@@ -222,6 +222,13 @@ _KEY_VALUE: Final = re.compile(
 )
 
 
+# Every pattern below needs one of these words; text without any skips them all
+# (substring tests in C: far cheaper than running the patterns, or one alternation).
+_HINTS: Final = (
+    "secret", "token", "passw", "key", "sig", "credential", "authoriz", "bearer", "basic", "://"
+)  # fmt: skip
+
+
 def _mask_header(match: re.Match[str]) -> str:
     head = match.group("head")
     if match.group("q") is not None:
@@ -265,6 +272,9 @@ def redact(text: str) -> str:
     pattern = _by_value
     if pattern is not None:
         text = pattern.sub(MASK, text)
+    lower = text.lower()
+    if not any(hint in lower for hint in _HINTS):
+        return text  # the common case (most messages name no credential): one cheap scan
     text = _AUTH_HEADER.sub(_mask_header, text)
     for regex in _PATTERNS:
         text = regex.sub(lambda m: m.group(1) + MASK, text)
