@@ -351,7 +351,8 @@ class Ledger:
         try:
             # The ledger holds every contact's confirmed payload: owner-only (0600) from
             # the first byte. SQLite gives the -wal and -shm files the database's mode.
-            private_file(self.path, file_mode=self.file_mode)
+            if str(path) != ":memory:":
+                private_file(self.path, file_mode=self.file_mode)
             for companion in ("-wal", "-shm", ".lock"):
                 narrow_mode(self.path.with_name(self.path.name + companion), self.file_mode)
         except OSError as exc:
