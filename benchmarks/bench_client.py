@@ -44,8 +44,12 @@ def _free_port() -> int:
 def sandbox(*flags: str) -> Iterator[str]:
     """A sandbox in its own process (its CPU is not ours); yields the base URL."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "synckit", "sandbox", "--port", str(port), "--token", TOKEN]
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    cmd = [sys.executable, "-m", "synckit", "sandbox", "--port", str(port)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        SYNCKIT_SANDBOX_TOKEN=TOKEN,  # not --token: that would show in `ps`
+    )
     proc = subprocess.Popen(
         [*cmd, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )

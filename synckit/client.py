@@ -27,13 +27,15 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
+import requests.auth
 from requests.adapters import HTTPAdapter
 
 from synckit import __version__
 from synckit._ratelimit import RatePacer
+from synckit._secrets import Secret, is_loopback_host
 from synckit.errors import (
     APIError,
     AuthError,
@@ -82,29 +84,73 @@ class CallInfo:
     elapsed: float
 
 
-class _Secret(str):
-    """A str whose repr is ``'***'``.
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds ``Authorization: Bearer <token>`` while requests prepares the request.
 
-    Tokens and client secrets pass through local variables (request headers,
-    the token form); a traceback that shows locals (IPython's verbose mode,
-    ``pytest --showlocals``, rich, Sentry) prints them with repr. The value
-    itself is unchanged, so HTTP libraries send it as usual.
-
-    Example:
-        >>> s = _Secret("sk_live_1"); (repr(s), repr({"a": s}), s == "sk_live_1")
-        ("'***'", "{'a': '***'}", True)
+    The header value is the one plain ``str`` holding the token, and it exists
+    only inside requests' prepared request -- never in a local variable of
+    ours, where a traceback that shows locals (IPython's verbose mode,
+    ``pytest --showlocals``, rich, Sentry) would print it.
     """
 
-    __slots__ = ()
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = "Bearer " + self._token.reveal()
+        return r
 
     def __repr__(self) -> str:
-        return "'***'"
+        return "<bearer token ***>"
+
+
+class _ClientCredentials(requests.auth.AuthBase):
+    """Puts the OAuth client-credentials form (client secret included) into the request body
+    while requests prepares it, for the same reason as :class:`_BearerAuth`."""
+
+    def __init__(self, client_id: str, secret: Secret, scope: str) -> None:
+        self._client_id = client_id
+        self._secret = secret
+        self._scope = scope
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._secret.reveal(),
+            "scope": self._scope,
+        }
+        r.prepare_body(form, None)
+        return r
+
+    def __repr__(self) -> str:
+        return f"<client credentials {self._client_id!r} ***>"
+
+
+def _ca_bundle_from_env() -> str | None:
+    """``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (as requests reads them), checked once.
+
+    A bundle replaces the trusted certificates (a company proxy's CA, say); it
+    can never turn verification off. An empty variable is ignored, as requests
+    ignores it; one naming no file or folder is a :class:`ConfigError` now
+    rather than a failure on every request.
+    """
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        value = os.environ.get(name)
+        if value:
+            if not os.path.exists(value):
+                raise ConfigError(
+                    f"{name} names a CA bundle that does not exist ({value}): point it at a "
+                    "PEM file or certificate folder, or unset it to use the default trust store"
+                )
+            return value
+    return None
 
 
 class _Token:
     __slots__ = ("expires_at", "generation", "renew_at", "value")
 
-    def __init__(self, value: str, generation: int, renew_at: float, expires_at: float) -> None:
+    def __init__(self, value: Secret, generation: int, renew_at: float, expires_at: float) -> None:
         self.value = value
         self.generation = generation
         self.renew_at = renew_at
@@ -136,6 +182,19 @@ class Client:
     retry logs one line on the ``synckit`` logger. :attr:`last_call` tells
     this thread how its last call went (attempts, status, request id).
 
+    Secrets: the token, client secret and every access token are held as
+    :class:`~synckit._secrets.Secret` (prints ``***``, cannot be sliced) and
+    registered, so that every message synckit produces -- exceptions, log
+    lines, report messages, even text a server echoed back -- masks them by
+    value. A token an HTTP header cannot carry (non-Latin-1, control
+    characters) is a :class:`ConfigError` here, not a failure per request.
+
+    TLS: ``http://`` is refused for any host but loopback (``localhost``,
+    127.0.0.0/8, ``::1``) unless ``allow_insecure_http=True``. Certificates are
+    always verified: ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` may replace the
+    trusted CAs (checked to exist), nothing in the environment turns
+    verification off, and a given ``session`` with ``verify=False`` is refused.
+
     Example:
         >>> client = Client("http://127.0.0.1:8765/v1", token="secret")  # no request yet
         >>> client
@@ -147,9 +206,9 @@ class Client:
         self,
         base_url: str,
         *,
-        token: str | None = None,
+        token: str | Secret | None = None,
         client_id: str | None = None,
-        client_secret: str | None = None,
+        client_secret: str | Secret | None = None,
         scope: str = _DEFAULT_SCOPE,
         timeout: float | tuple[float, float] = 10.0,
         max_retries: int = 6,
@@ -161,7 +220,12 @@ class Client:
         backoff_base: float = 0.25,
         backoff_cap: float = 8.0,
         max_retry_after: float = 60.0,
+        allow_insecure_http: bool = False,
     ) -> None:
+        # Wrapped before anything can raise: a traceback that shows this frame's
+        # locals then shows Secret('***'), not the credential.
+        token = Secret(token) if token else None
+        client_secret = Secret(client_secret) if client_secret else None
         if not base_url or urlsplit(base_url).scheme not in ("http", "https"):
             raise ConfigError(
                 "base_url must be an http(s) URL such as https://api.example.com/v1, "
@@ -176,6 +240,20 @@ class Client:
             raise ConfigError(
                 "no credential: pass token=... (SYNCKIT_TOKEN) or client_id=... and "
                 "client_secret=... (SYNCKIT_CLIENT_ID, SYNCKIT_CLIENT_SECRET)"
+            )
+        split = urlsplit(base_url)
+        insecure = split.scheme == "http" and not is_loopback_host(split.hostname)
+        if insecure and not allow_insecure_http:
+            raise ConfigError(
+                f"refusing plain http:// to {split.hostname}: the credential would travel "
+                "unencrypted. Use https://, or pass allow_insecure_http=True "
+                "(--allow-insecure-http) for a test server on a network you trust"
+            )
+        problem = token.header_problem() if token else None
+        if problem:
+            raise ConfigError(
+                f"the API token cannot be sent in an HTTP header: {problem}; "
+                "check that SYNCKIT_TOKEN holds the token exactly as issued"
             )
         if max_retries < 0 or max_retry_time < 0:
             raise ConfigError("max_retries and max_retry_time must not be negative")
@@ -208,10 +286,10 @@ class Client:
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
         self.scope = scope
-        # Secrets live in private attributes that repr never shows.
-        self._static_token = _Secret(token) if token else None
+        # Secrets live in private attributes as Secret objects: never a str to print.
+        self._static_token = token
         self._client_id = client_id
-        self._client_secret = _Secret(client_secret) if client_secret else None
+        self._client_secret = client_secret
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._generation = 0
@@ -232,10 +310,15 @@ class Client:
             # environment on every request (measurable CPU per call); read
             # them once here instead. Proxies still honour NO_PROXY.
             session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            ca_bundle = _ca_bundle_from_env()
             if ca_bundle:
                 session.verify = ca_bundle
             session.trust_env = False
+        elif session.verify is False and split.scheme == "https":
+            raise ConfigError(
+                "the given session has verify=False: synckit sends credentials only over "
+                "verified TLS; give it verify='/path/to/ca.pem' for a private CA"
+            )
         self._session = session
         self._headers = {
             "Accept": "application/json",
@@ -265,9 +348,12 @@ class Client:
             )
         cred_keys = ("token", "client_id", "client_secret")
         if not any(overrides.get(k) for k in cred_keys):
-            token = env.get("SYNCKIT_TOKEN") or None
+            # Wrapped at once: no frame of ours holds them as plain str.
+            token = Secret(env["SYNCKIT_TOKEN"]) if env.get("SYNCKIT_TOKEN") else None
             cid = env.get("SYNCKIT_CLIENT_ID") or None
-            secret = env.get("SYNCKIT_CLIENT_SECRET") or None
+            secret = (
+                Secret(env["SYNCKIT_CLIENT_SECRET"]) if env.get("SYNCKIT_CLIENT_SECRET") else None
+            )
             if token and (cid or secret):
                 raise ConfigError(
                     "both SYNCKIT_TOKEN and SYNCKIT_CLIENT_ID/SYNCKIT_CLIENT_SECRET are set: "
@@ -468,25 +554,17 @@ class Client:
             self._token = _Token(self._static_token, self._generation, float("inf"), float("inf"))
             return
         sent_at = time.monotonic()
-        # Encoded here, not by requests: the encoded body (secret included)
-        # then stays a _Secret in every frame it passes through.
-        form = _Secret(
-            urlencode(
-                {
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id or "",
-                    "client_secret": self._client_secret or "",
-                    "scope": self.scope,
-                }
-            )
-        )
+        assert self._client_secret is not None
+        # The form is built by requests inside the auth hook: the client secret is
+        # never a plain str in a frame of ours.
+        credentials = _ClientCredentials(self._client_id or "", self._client_secret, self.scope)
         try:
             resp = self._send_with_retries(
                 "POST",
                 "/oauth/token",
-                data=form,
                 content_type="application/x-www-form-urlencoded",
                 authenticated=False,
+                auth=credentials,
                 record=False,
             )
         except AuthError as err:
@@ -496,10 +574,14 @@ class Client:
                 raise self._explain_token_error(err) from None
             raise
         body = self._json(resp)
-        value = body.get("access_token")
-        if not isinstance(value, str) or not value:
+        # Out of the dict and into a Secret at once; registered for masking by value.
+        raw = body.pop("access_token", None)
+        access = Secret(raw) if isinstance(raw, str) and raw else None
+        del raw
+        problem = access.header_problem() if access is not None else "it is missing"
+        if access is None or problem:
             raise AuthError(
-                "the token endpoint answered without an access_token",
+                f"the token endpoint answered without a usable access_token: {problem}",
                 status=resp.status_code,
                 request_id=resp.headers.get("X-Request-Id"),
                 method="POST",
@@ -515,7 +597,7 @@ class Client:
         margin = min(60.0, max(lifetime * 0.1, min(2.0, lifetime * 0.5)))
         self._generation += 1
         self._token = _Token(
-            _Secret(value), self._generation, sent_at + lifetime - margin, sent_at + lifetime
+            access, self._generation, sent_at + lifetime - margin, sent_at + lifetime
         )
 
     def _explain_token_error(self, err: APIError) -> AuthError:
@@ -598,6 +680,7 @@ class Client:
         idempotency_key: str | None = None,
         authenticated: bool,
         record: bool = True,
+        auth: requests.auth.AuthBase | None = None,
     ) -> requests.Response:
         if self._closed:
             raise ConfigError("this client is closed")
@@ -626,7 +709,7 @@ class Client:
                         record, method, path, exc.status, exc.request_id, attempts, False, started
                     )
                     raise
-                headers["Authorization"] = _Secret("Bearer " + token.value)
+                auth = _BearerAuth(token.value)
             if idempotency_key is not None:
                 headers["Idempotency-Key"] = idempotency_key
             if content_type is not None:
@@ -638,6 +721,7 @@ class Client:
                     params=params,
                     data=data,
                     headers=headers,
+                    auth=auth,
                     timeout=self.timeout,
                     allow_redirects=False,
                 )

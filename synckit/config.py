@@ -4,8 +4,9 @@ A nightly job keeps its options in ``synckit.toml`` (``synckit sync --config
 synckit.toml``) and its secrets in the environment: the config file may name
 the variable that holds a secret (``token_env``, ``client_secret_env``) but
 never the secret itself. ``--log-format json`` writes one JSON object per log
-line; every line, text or JSON, passes through a redaction filter so that a
-bearer token or client secret that slipped into a message is masked.
+line; every line, text or JSON, passes through a redaction filter (:func:`redact`) that
+masks every secret value a client holds, and anything that looks like a
+credential, wherever it slipped into a message.
 
 Example:
     >>> import tempfile, os
@@ -24,7 +25,6 @@ import difflib
 import json
 import logging
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
+from synckit._secrets import MASK, redact
 from synckit.errors import ConfigError
 
 __all__ = [
@@ -61,6 +62,7 @@ _TYPES: Final[Mapping[str, type | tuple[type, ...]]] = {
     "state": str,
     "retry_failed": bool,
     "allow_resubscribe": bool,
+    "allow_insecure_http": bool,
     "log_format": str,
     "token_env": str,
     "client_id": str,
@@ -255,43 +257,10 @@ def apply_config(
 
 # --------------------------------------------------------------------------- logging
 
-_REDACTED: Final = "[REDACTED]"
-_PATTERNS: Final = (
-    # Authorization: Bearer <token>
-    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]+=*"),
-    # Basic credentials in a header or URL
-    re.compile(r"(?i)(\bbasic\s+)[A-Za-z0-9+/]+=*"),
-    re.compile(r"(?i)(://[^:/@\s]+:)[^@\s]+(?=@)"),
-    # key=value, key: value, "key": "value" for secret-looking keys (SYNCKIT_TOKEN=... too)
-    re.compile(
-        r"(?i)([\"']?\b([\w-]*(?:secret|token|password|passwd|api[_-]?key|authorization)[\w-]*)"
-        r"[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\]|bearer\b|basic\b)[^\s\"'&,;}]+"
-    ),
-)
-
-
-def _mask(match: re.Match[str]) -> str:
-    # A name ending in _env names the variable holding the secret, not the secret.
-    if match.re.groups >= 2 and match.group(2) and match.group(2).lower().endswith("_env"):
-        return match.group(0)
-    return match.group(1) + _REDACTED
-
-
-def redact(text: str) -> str:
-    """Mask anything that looks like a credential in ``text``.
-
-    Example:
-        >>> redact("Authorization: Bearer abc.def-123 and client_secret=s3cr3t&x=1")
-        'Authorization: Bearer [REDACTED] and client_secret=[REDACTED]&x=1'
-    """
-    for pattern in _PATTERNS:
-        text = pattern.sub(_mask, text)
-    return text
-
 
 def _redact_value(key: str, value: Any) -> Any:
     if _looks_secret(key.lower()) and value is not None:
-        return _REDACTED
+        return MASK
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):

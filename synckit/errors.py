@@ -23,6 +23,8 @@ from datetime import UTC
 from http import HTTPStatus
 from typing import Any
 
+from synckit._secrets import redact, redact_data
+
 __all__ = [
     "APIError",
     "AuthError",
@@ -44,7 +46,14 @@ __all__ = [
 
 
 class SynckitError(Exception):
-    """Base of every error synckit raises."""
+    """Base of every error synckit raises.
+
+    Text arguments pass through :func:`~synckit.config.redact`: a message never
+    carries a secret a client holds, or anything that looks like a credential.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(SynckitError):
@@ -96,17 +105,23 @@ class APIError(SynckitError):
         attempts: int = 1,
         body: Any = None,
     ) -> None:
+        # Built from a server's answer, which may echo the credential back: masked here,
+        # once, so that str(), the report, the logs and to_dict() all get the masked text.
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
-        self.details: list[dict[str, str]] = list(details or [])
+        self.details: list[dict[str, str]] = [
+            {str(k): redact(v) if isinstance(v, str) else v for k, v in d.items()}
+            for d in details or []
+        ]
         self.request_id = request_id
         self.retryable = self.default_retryable if retryable is None else retryable
         self.method = method
         self.path = path
         self.attempts = attempts
-        self.body = body
+        self.body = redact_data(body)
 
     def message_with_details(self) -> str:
         """``message`` followed by the field problems in ``details``, if any.

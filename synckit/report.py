@@ -16,7 +16,8 @@ Example:
     >>> rep.summary()["created"], rep.ok, rep.exit_code()
     (np.int64(1), False, 1)
 
-Formula escaping in :meth:`SyncReport.to_csv`: a text cell that starts with
+Formula escaping in every CSV export (:meth:`SyncReport.to_csv`, :meth:`~SyncReport.errors_to_csv`,
+:meth:`~SyncReport.failed_rows_to_csv`): a text cell that starts with
 ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is written with a
 leading ``'`` (OWASP's advice against CSV injection). That includes E.164
 phone numbers: spreadsheets read ``+447911123456`` as a number or formula
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +40,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from synckit._files import atomic_write, csv_export, escape_formulas, unescape_formulas
 from synckit.errors import ConfigError
 
 __all__ = [
@@ -135,57 +136,6 @@ _COLOURS: Final[Mapping[str, str]] = {
     "failed": "#c62828",
     "skipped": "#6d4c41",
 }
-
-# Cells that a spreadsheet would evaluate, possibly behind quotes we added before.
-_FORMULA_RE: Final = re.compile(r"^'*[=+\-@\t\r]")
-_ESCAPED_RE: Final = re.compile(r"^''*[=+\-@\t\r]")
-
-
-def _escape_series(s: pd.Series) -> pd.Series:
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = s.cat.categories
-        if cats.dtype.kind not in "OUT" and str(cats.dtype) not in ("str", "string"):
-            return s
-        new = ["'" + c if isinstance(c, str) and _FORMULA_RE.match(c) else c for c in cats]
-        return s.cat.rename_categories(new) if list(new) != list(cats) else s
-    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-        text = s.astype("str") if s.dtype == object else s
-        hit = text.str.match(_FORMULA_RE.pattern, na=False).astype(bool)
-        if not hit.any():
-            return s
-        out = s.astype(object).copy()
-        out[hit] = "'" + text[hit]
-        return out
-    return s
-
-
-def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` whose text cells a spreadsheet would run as formulas start with ``'``.
-
-    Example:
-        >>> escape_formulas(pd.DataFrame({"a": ["=1+1", "+44", "ok", "'=x"]}))["a"].tolist()
-        ["'=1+1", "'+44", 'ok', "''=x"]
-    """
-    return df.apply(_escape_series) if len(df.columns) else df.copy()
-
-
-def unescape_formulas(df: pd.DataFrame) -> pd.DataFrame:
-    """Undo :func:`escape_formulas` (for a CSV report read back).
-
-    Example:
-        >>> unescape_formulas(pd.DataFrame({"a": ["'=1+1", "''=x", "'plain"]}))["a"].tolist()
-        ['=1+1', "'=x", "'plain"]
-    """
-    out = df.copy()
-    for col in out.columns:
-        s = out[col]
-        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-            hit = s.astype("str").str.match(_ESCAPED_RE.pattern, na=False).astype(bool)
-            if hit.any():
-                fixed = s.astype(object).copy()
-                fixed[hit] = s[hit].astype("str").str.slice(1)
-                out[col] = fixed.astype(s.dtype)
-    return out
 
 
 def _column(values: Sequence[Any], kind: str) -> pd.Series:
@@ -489,7 +439,12 @@ class SyncReport:
 
     # ------------------------------------------------------------------ files
     def to_csv(
-        self, path: str | Path, *, escape: bool = True, slice_rows: int = CSV_SLICE_ROWS
+        self,
+        path: str | Path,
+        *,
+        escape: bool = True,
+        slice_rows: int = CSV_SLICE_ROWS,
+        file_mode: int | None = None,
     ) -> Path:
         """Write ``rows`` as CSV with a ``row`` column; returns the path.
 
@@ -497,7 +452,8 @@ class SyncReport:
         or a CR get a leading ``'`` so spreadsheets show them instead of running
         them (E.164 phones too, see the module docs); :meth:`read_csv` undoes it.
         Rows are written ``slice_rows`` at a time so that memory stays bounded on
-        big reports; the output does not depend on it.
+        big reports; the output does not depend on it. The file is created
+        ``0600`` (or ``file_mode``) and replaces ``path`` atomically when complete.
 
         Example:
             >>> import tempfile, os
@@ -513,15 +469,47 @@ class SyncReport:
         # Escaping (and reset_index) copy every column they touch: on a million-row
         # report ~250 MB at once. Slice by slice the copy is one slice big, and the
         # bytes are the same (each slice after the first just leaves out the header).
-        with out.open("w", encoding="utf-8", newline="") as fh:
+        with csv_export(out, escape=escape, file_mode=file_mode) as export:
             for start in range(0, max(len(rows), 1), step):
-                frame = rows.iloc[start : start + step].reset_index()
-                if escape:
-                    frame = escape_formulas(frame)
-                # CRLF line ends (RFC 4180) make the writer quote cells holding a bare CR,
-                # which a reader would otherwise take for a line break.
-                frame.to_csv(fh, index=False, header=start == 0, lineterminator="\r\n")
+                export.write(rows.iloc[start : start + step], index=True)
         return out
+
+    def errors_to_csv(self, path: str | Path, *, file_mode: int | None = None) -> Path:
+        """Write ``errors`` (one line per problem, the offending ``value`` included) as CSV.
+
+        Formula-escaped like :meth:`to_csv` -- the ``value`` column is exactly
+        where a hostile "email" such as ``=HYPERLINK(...)`` ends up -- private
+        (``0600`` or ``file_mode``) and atomic. Returns the path.
+
+        Example:
+            >>> import tempfile, os
+            >>> rep = SyncReport.from_records([{"row": 2, "status": "invalid"}],
+            ...     [{"row": 2, "field": "email", "code": "invalid_email", "value": "=1+1"}])
+            >>> p = rep.errors_to_csv(os.path.join(tempfile.mkdtemp(), "errors.csv"))
+            >>> "'=1+1" in p.read_text()
+            True
+        """
+        with csv_export(path, columns=list(self.errors.columns), file_mode=file_mode) as export:
+            if len(self.errors):
+                export.write(self.errors)
+        return Path(path)
+
+    def failed_rows_to_csv(self, path: str | Path, *, file_mode: int | None = None) -> Path:
+        """Write :meth:`failed_rows` (the rows to fix and re-send, with a ``row`` column) as CSV.
+
+        Formula-escaped, private (``0600`` or ``file_mode``) and atomic, like
+        :meth:`to_csv`; ``custom_fields`` objects are written as JSON. Returns the path.
+
+        Example:
+            >>> import tempfile, os
+            >>> rep = SyncReport.from_records([{"row": 2, "email": "@x", "status": "invalid"}], [])
+            >>> p = rep.failed_rows_to_csv(os.path.join(tempfile.mkdtemp(), "to_fix.csv"))
+            >>> p.read_text().splitlines()
+            ['row,email,phone_number', "2,'@x,"]
+        """
+        with csv_export(path, file_mode=file_mode) as export:
+            export.write(self.failed_rows(), index=True)
+        return Path(path)
 
     @staticmethod
     def read_csv(path: str | Path) -> pd.DataFrame:
@@ -549,8 +537,10 @@ class SyncReport:
                 frame[col] = frame[col].astype("category")
         return frame.set_index("row")
 
-    def to_parquet(self, path: str | Path) -> Path:
+    def to_parquet(self, path: str | Path, *, file_mode: int | None = None) -> Path:
         """Write ``rows`` (index ``row``, dtypes kept) as Parquet; needs pyarrow.
+
+        Private (``0600`` or ``file_mode``) and atomic, like :meth:`to_csv`.
 
         Example:
             >>> import tempfile, os
@@ -566,7 +556,8 @@ class SyncReport:
                 "(or write CSV with to_csv)"
             ) from exc
         out = Path(path)
-        self.rows.to_parquet(out, engine="pyarrow", index=True)
+        with atomic_write(out, binary=True, file_mode=file_mode) as handle:
+            self.rows.to_parquet(handle, engine="pyarrow", index=True)
         return out
 
     # ------------------------------------------------------------------ display

@@ -37,29 +37,34 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
 
-from synckit.errors import StateLockedError, SynckitError
+from synckit._files import check_file_mode, narrow_mode, private_file
+from synckit.errors import ConfigError, StateLockedError, SynckitError
 from synckit.report import STATUSES  # runs() lists counts in the report's status order
-from synckit.rules import READ_ONLY_FIELDS
+from synckit.rules import E164_PATTERN, READ_ONLY_FIELDS
 
 __all__ = [
     "CONFIRMED_STATUSES",
     "RETRY_STATUSES",
+    "Erasure",
     "Ledger",
     "LedgerEntry",
     "LedgerOutcome",
+    "erasure_terms",
     "match_key",
+    "parse_age",
     "payload_hash",
 ]
 
@@ -71,6 +76,10 @@ RETRY_STATUSES: Final = ("failed", "skipped", "invalid")
 _DRY_RUN_STATUSES: Final = frozenset({"would_create", "would_update"})
 # SQLite builds before 3.32 allow 999 host parameters per statement; stay under it.
 _MAX_VARS: Final = 900
+# How long a statement waits for another connection's lock (the connection's timeout=30.0).
+_BUSY_TIMEOUT_MS: Final = 30_000
+# How long an erasure waits for other readers before it reports the -wal file not emptied.
+_SCRUB_WAIT_MS = 5_000
 # Option names that may hold secrets: never stored in runs.options_json.
 _SECRET_HINTS: Final = ("token", "secret", "password", "authorization", "api_key", "apikey")
 
@@ -200,6 +209,95 @@ class LedgerOutcome:
     error_code: str | None = None
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """What :meth:`Ledger.forget` or :meth:`Ledger.prune` removed.
+
+    ``contacts``: ledger entries (confirmed payloads, failed and skipped rows
+    alike); ``runs``: run records; ``other``: rows of any other table that
+    held one of the values. ``bytes_after`` is the state file's size once
+    rewritten. The values themselves are never kept or shown.
+
+    Example:
+        >>> str(Erasure(contacts=2, runs=0, other=0, bytes_after=12288))
+        'removed 2 ledger entries, 0 runs, 0 other rows; state file rewritten (12288 bytes)'
+    """
+
+    contacts: int
+    runs: int
+    other: int
+    bytes_after: int
+
+    def __str__(self) -> str:
+        return (
+            f"removed {self.contacts} ledger entries, {self.runs} runs, {self.other} other rows; "
+            f"state file rewritten ({self.bytes_after} bytes)"
+        )
+
+
+_PHONE_PUNCTUATION: Final = re.compile(r"[\s().\-/]")
+_AGE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
+_AGE_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str | timedelta) -> timedelta:
+    """``"90d"``, ``"12h"``, ``"2w"``, ``"30m"``, ``"45s"`` (or a timedelta) as a timedelta.
+
+    Example:
+        >>> parse_age("90d").days, parse_age("36h")
+        (90, datetime.timedelta(days=1, seconds=43200))
+    """
+    if isinstance(text, timedelta):
+        age = text
+    else:
+        match = _AGE.fullmatch(str(text))
+        if not match:
+            raise ConfigError(f"an age looks like 90d, 12h, 2w, 30m or 45s, not {text!r}")
+        age = timedelta(seconds=float(match.group(1)) * _AGE_UNITS[match.group(2).lower()])
+    if age <= timedelta(0):
+        raise ConfigError("the age must be more than zero")
+    return age
+
+
+def erasure_terms(values: Iterable[str], *, default_region: str | None = "US") -> list[str]:
+    """The forms in which the ledger stores each email or phone number of ``values``.
+
+    An email (anything with an ``@``) is trimmed and lower-cased, as the
+    ledger stores it; a phone number is normalised to E.164 exactly as
+    :func:`synckit.validate` does (``default_region`` for national formats).
+    A value that is neither raises :class:`~synckit.errors.ConfigError`
+    naming its position, never the value.
+
+    Example:
+        >>> erasure_terms([" Ada@Example.COM ", "(201) 555-1208", "+447911123456"])
+        ['ada@example.com', '+12015551208', '+447911123456']
+    """
+    from synckit._phone import slow_normalize_one
+
+    terms: list[str] = []
+    for position, raw in enumerate(values, 1):
+        text = str(raw).strip()
+        if "@" in text:
+            local, _, domain = text.rpartition("@")
+            if not local or not domain:
+                raise ConfigError(f"value {position} is not an email address")
+            terms.append(text.lower())
+            continue
+        found = slow_normalize_one(text, default_region) if text else None
+        compact = _PHONE_PUNCTUATION.sub("", text)
+        if found is None and E164_PATTERN.fullmatch(compact):
+            # Not valid by today's metadata, but the ledger may hold it from an older one.
+            found = (compact, "")
+        if found is None:
+            raise ConfigError(
+                f"value {position} is neither an email address nor a phone number "
+                f"(national numbers are read for region {default_region or 'none'}: "
+                "write them with + and the country code)"
+            )
+        terms.append(found[0])
+    return list(dict.fromkeys(terms))
+
+
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -231,6 +329,10 @@ class Ledger:
     the engine writes once per batch, so a lock costs nothing measurable and
     keeps every :meth:`record` one atomic transaction.
 
+    The file and its ``-wal``, ``-shm`` and ``.lock`` companions are created
+    ``0600`` (owner only) whatever the umask, or with ``file_mode``; an
+    existing ledger that grants more is narrowed to it when opened.
+
     Example:
         >>> import tempfile, os
         >>> led = Ledger(os.path.join(tempfile.mkdtemp(), "s.db"))
@@ -239,10 +341,22 @@ class Ledger:
         >>> led.close()
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, durable: bool = False, file_mode: int | None = None
+    ) -> None:
         self.path = Path(path)
         self._mutex = threading.RLock()
         self._lock_file: Any = None
+        self.file_mode = check_file_mode(file_mode)
+        try:
+            # The ledger holds every contact's confirmed payload: owner-only (0600) from
+            # the first byte. SQLite gives the -wal and -shm files the database's mode.
+            if str(path) != ":memory:":
+                private_file(self.path, file_mode=self.file_mode)
+            for companion in ("-wal", "-shm", ".lock"):
+                narrow_mode(self.path.with_name(self.path.name + companion), self.file_mode)
+        except OSError as exc:
+            raise SynckitError(f"cannot open state file {self.path}: {exc.strerror}") from exc
         try:
             self._conn = sqlite3.connect(
                 str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
@@ -312,7 +426,8 @@ class Ledger:
     def _acquire(self) -> None:
         if self._lock_file is not None:
             raise StateLockedError(f"state file {self.path} is already locked by this ledger")
-        handle = open(self.lock_path, "a+")  # noqa: SIM115 (kept open while locked)
+        fd = os.open(private_file(self.lock_path, file_mode=self.file_mode), os.O_RDWR)
+        handle = os.fdopen(fd, "r+")  # kept open while locked
         try:
             _try_lock(handle)
         except OSError:
@@ -530,6 +645,157 @@ class Ledger:
     def __len__(self) -> int:
         with self._mutex:
             return int(self._conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])
+
+    # ------------------------------------------------------------------ erasure
+    def forget(self, values: Iterable[str], *, default_region: str | None = "US") -> Erasure:
+        """Remove every trace of these people's emails and phone numbers from the ledger.
+
+        For a right-to-erasure request. Each value is an email or a phone
+        number (see :func:`erasure_terms`). Removed: the ledger entry keyed
+        by it, any entry whose payload holds it (as email, phone number or
+        any custom field value: confirmed payloads, failed and skipped rows
+        alike) and any row of any other table holding it. Then the file is
+        rewritten so that the bytes are gone, not just unlinked: see
+        :meth:`_scrub`. The next run treats such a person as new (one lookup,
+        no duplicate). Takes the run lock (``StateLockedError`` while a sync
+        runs). The platform still holds its own copy: delete the contact there
+        too (``DELETE /contacts/{id}``).
+
+        Example:
+            >>> import tempfile, os
+            >>> with Ledger(os.path.join(tempfile.mkdtemp(), "s.db")) as led:
+            ...     led.record("r1", [LedgerOutcome("email:ada@example.com", 2, "created",
+            ...                                     "ct_1", {"email": "ada@example.com"})])
+            ...     led.forget(["Ada@Example.com"]).contacts, len(led)
+            (1, 0)
+        """
+        terms = erasure_terms(values, default_region=default_region)
+        with self._locked():
+            contacts = runs = other = 0
+            with self._tx() as db:
+                for table, columns in self._text_columns(db):
+                    removed = 0
+                    for start in range(0, len(terms), _MAX_VARS // 8):
+                        removed += self._delete_matching(
+                            db, table, columns, terms[start : start + _MAX_VARS // 8]
+                        )
+                    if table == "contacts":
+                        contacts += removed
+                    elif table == "runs":
+                        runs += removed
+                    else:
+                        other += removed
+            return Erasure(contacts, runs, other, self._scrub())
+
+    def prune(self, older_than: str | timedelta, *, now: datetime | None = None) -> Erasure:
+        """Remove runs, and ledger entries no run has touched, older than ``older_than``.
+
+        For a retention period (``"90d"``, ``"12h"``, a timedelta...): an entry
+        whose last outcome is older than that belongs to a contact no longer
+        in the exports; if it comes back it is treated as new (one lookup,
+        no duplicate). Then the file is rewritten like :meth:`forget` does.
+
+        Example:
+            >>> import tempfile, os
+            >>> with Ledger(os.path.join(tempfile.mkdtemp(), "s.db")) as led:
+            ...     led.record("r1", [LedgerOutcome("email:ada@example.com", 2, "created", "ct_1")])
+            ...     later = datetime.now(UTC) + timedelta(days=100)
+            ...     led.prune("90d").contacts, led.prune("90d", now=later).contacts
+            (0, 1)
+        """
+        cutoff = ((now or datetime.now(UTC)) - parse_age(older_than)).astimezone(UTC)
+        text = cutoff.isoformat(timespec="milliseconds")
+        with self._locked():
+            with self._tx() as db:
+                contacts = db.execute("DELETE FROM contacts WHERE updated_at < ?", (text,)).rowcount
+                runs = db.execute("DELETE FROM runs WHERE started_at < ?", (text,)).rowcount
+            return Erasure(contacts, runs, 0, self._scrub())
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The run lock for an erasure: held already by this ledger, or taken for it."""
+        if self._lock_file is not None:
+            yield
+            return
+        with self.lock():
+            yield
+
+    @staticmethod
+    def _text_columns(db: sqlite3.Connection) -> list[tuple[str, list[str]]]:
+        """Every table (ours and any added later) with its columns that may hold text."""
+        tables = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        out = []
+        for table in tables:
+            cols = [
+                r[1]
+                for r in db.execute(f"PRAGMA table_info({_quote_name(table)})")
+                if not str(r[2]).upper().startswith(("INT", "REAL", "FLOA", "DOUB", "NUM"))
+            ]
+            if cols:
+                out.append((table, cols))
+        return out
+
+    @staticmethod
+    def _delete_matching(
+        db: sqlite3.Connection, table: str, columns: Sequence[str], terms: Sequence[str]
+    ) -> int:
+        # A cell matches when it IS the value, is the ledger key of it, or holds it as a
+        # JSON string anywhere (payload fields, custom fields, options): lower-cased, as
+        # emails are stored. Whole-string matches only: forgetting +1201555120 must not
+        # remove +12015551208.
+        clauses: list[str] = []
+        params: list[str] = []
+        for col in columns:
+            cell = f"lower(CAST({_quote_name(col)} AS TEXT))"
+            for term in terms:
+                low = term.lower()
+                kind = "email:" if "@" in term else "phone:"
+                clauses.append(f"({cell} = ? OR {cell} = ? OR instr({cell}, ?) > 0)")
+                params += [low, kind + low, json.dumps(low, ensure_ascii=False)]
+        sql = f"DELETE FROM {_quote_name(table)} WHERE " + " OR ".join(clauses)
+        return int(db.execute(sql, params).rowcount)
+
+    def _scrub(self) -> int:
+        """Rewrite the file so that deleted rows' bytes are gone; returns its size.
+
+        ``secure_delete`` zeroes what the deletes freed; ``VACUUM`` rebuilds
+        the database (in memory: ``temp_store``), which also drops what
+        earlier updates left in free pages; ``wal_checkpoint(TRUNCATE)``
+        copies the result into the main file and empties the ``-wal`` file,
+        which still held every old page image. Another process holding the
+        file open with a read transaction blocks the last step: then this
+        raises, and running it again once that process is done finishes it.
+        """
+        with self._mutex:
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.execute("PRAGMA temp_store=MEMORY")
+            try:
+                self._conn.execute("VACUUM")
+                # Wait a little for readers to finish, not the 30 s a writer may wait.
+                self._conn.execute(f"PRAGMA busy_timeout={int(_SCRUB_WAIT_MS)}")
+                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                raise SynckitError(f"state file {self.path}: cannot rewrite it: {exc}") from exc
+            finally:
+                self._conn.execute("PRAGMA secure_delete=OFF")
+                self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        if busy:
+            raise SynckitError(
+                f"state file {self.path}: the entries are deleted, but another process has the "
+                "file open, so its -wal file could not be emptied yet; run the command again "
+                "once that process has finished"
+            )
+        return self.path.stat().st_size
+
+
+def _quote_name(name: str) -> str:
+    """An SQL identifier, quoted (table and column names come from the file itself)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only

@@ -1341,9 +1341,13 @@ def _abort_code(err: APIError) -> str:
 
 
 def _split_owners(email: Any, email_owner: Any, phone: Any, phone_owner: Any, outcome: str) -> str:
-    """The message for a row whose email and phone number belong to two different contacts."""
+    """The message for a row whose email and phone number belong to two different contacts.
+
+    Names the contacts, never the values: messages go to the JSON log, which
+    promises no personal data (the values are in the report's columns).
+    """
     return (
-        f"email {email} belongs to contact {email_owner} and phone_number {phone} "
+        f"the email belongs to contact {email_owner} and the phone_number "
         f"to contact {phone_owner}: {outcome}"
     )
 

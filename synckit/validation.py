@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
@@ -32,6 +33,7 @@ import phonenumbers
 
 from synckit import _email, _phone, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
+from synckit._files import CsvExport, csv_export
 from synckit.errors import ConfigError
 
 __all__ = [
@@ -176,6 +178,42 @@ class Validation:
     def summary(self, examples: int = 3) -> pd.DataFrame:
         """Errors counted per ``field`` and ``code``, most frequent first, with examples."""
         return _summarise(self.errors, examples)
+
+    def errors_to_csv(self, path: str | Path, *, file_mode: int | None = None) -> Path:
+        """Write ``errors`` (row, field, code, message, value) as CSV; returns the path.
+
+        Cells a spreadsheet would run as formulas (``=HYPERLINK(...)`` in the
+        ``value`` column) are escaped with a leading ``'``; the file is created
+        ``0600`` (or ``file_mode``) and replaces ``path`` atomically.
+
+        Example:
+            >>> import pandas as pd, tempfile, os
+            >>> v = validate(pd.DataFrame({"email": ["=1+1"]}))
+            >>> p = v.errors_to_csv(os.path.join(tempfile.mkdtemp(), "problems.csv"))
+            >>> p.read_text().splitlines()[1]
+            "2,email,invalid_email,must be a valid email address,'=1+1"
+        """
+        with csv_export(path, columns=list(self.errors.columns), file_mode=file_mode) as out:
+            if len(self.errors):
+                out.write(self.errors)
+        return Path(path)
+
+    def invalid_to_csv(self, path: str | Path, *, file_mode: int | None = None) -> Path:
+        """Write ``invalid`` (the failing rows as given, with a ``row`` column) as CSV.
+
+        Escaped, private and atomic like :meth:`errors_to_csv`; ``custom_fields``
+        objects are written as JSON. Returns the path.
+
+        Example:
+            >>> import pandas as pd, tempfile, os
+            >>> v = validate(pd.DataFrame({"email": ["+1 bad"]}))
+            >>> p = v.invalid_to_csv(os.path.join(tempfile.mkdtemp(), "to_fix.csv"))
+            >>> p.read_text().splitlines()
+            ['row,email', "2,'+1 bad"]
+        """
+        with csv_export(path, file_mode=file_mode) as out:
+            out.write(self.invalid, index=True)
+        return Path(path)
 
     def __str__(self) -> str:
         text = _text_report(
@@ -936,16 +974,17 @@ def validate_file(
     summaries: list[pd.DataFrame] = []
     sample_parts: list[pd.DataFrame] = []
     sampled = 0
-    handle = None
+    export: CsvExport | None = None
+    stack = contextlib.ExitStack()
     if errors_path:
         try:
-            handle = open(errors_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            # Private, atomic and formula-escaped, like every CSV synckit writes.
+            export = stack.enter_context(csv_export(errors_path, columns=ERROR_COLUMNS))
         except OSError as exc:
             raise ConfigError(f"cannot write errors to {errors_path}: {exc.strerror}") from exc
-    wrote_header = False
 
     def emit(errors: pd.DataFrame) -> None:
-        nonlocal wrote_header, sampled
+        nonlocal sampled
         if errors.empty:
             return
         result.n_errors += len(errors)
@@ -954,16 +993,12 @@ def validate_file(
         if sampled < sample:
             sample_parts.append(errors.head(sample - sampled))
             sampled += min(len(errors), sample - sampled)
-        if handle is not None:
-            values = errors["value"]
-            if values.map(lambda v: isinstance(v, (dict, list))).any():
-                # custom_fields cells: JSON, as the sheet held them (not Python's repr)
-                errors = errors.assign(value=values.map(_json_text))
-            errors.to_csv(handle, index=False, header=not wrote_header)
-            wrote_header = True
+        if export is not None:
+            # custom_fields cells go out as JSON, as the sheet held them (not Python's repr)
+            export.write(errors)
 
     counts: list[pd.Series] = []
-    try:
+    with stack:
         for chunk in chunks:
             if not result.ignored_columns and not result.unmatched_columns:
                 result.ignored_columns = list(chunk.attrs.get("ignored_columns", []))
@@ -1002,22 +1037,11 @@ def validate_file(
                 emit(errors)
                 result.n_valid -= len(dup)
                 result.n_invalid += len(dup)
-    finally:
-        if handle is not None:
-            handle.close()
-    if handle is not None and not wrote_header:
-        Path(errors_path).write_text(",".join(ERROR_COLUMNS) + "\n", encoding="utf-8")  # type: ignore[arg-type]
     result.errors_path = str(errors_path) if errors_path else None
     if sample_parts:
         result.errors_sample = pd.concat(sample_parts, ignore_index=True)
     result.summary = _merge_summaries(summaries, counts)
     return result
-
-
-def _json_text(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return value
 
 
 def _merge_summaries(parts: Iterable[pd.DataFrame], counts: Iterable[pd.Series]) -> pd.DataFrame:

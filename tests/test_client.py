@@ -427,7 +427,7 @@ def test_secrets_never_in_repr_logs_or_errors(
     client = oauth(sb, max_retries=10)
     texts = [repr(client), str(client)]
     client.create_contact({"email": "s@example.com"})
-    access = client._token.value if client._token else ""
+    access = client._token.value.reveal() if client._token else ""
     assert access
     sb.reset()  # forces a 401 and a renewal
     client.create_contact({"email": "s2@example.com"})
@@ -478,8 +478,8 @@ def test_secrets_never_in_tracebacks_that_show_locals(
     for client in clients:
         with pytest.raises(SynckitError) as info:
             client.create_contact({"email": "not-an-email"})
-        if client._token is not None and client._token.value != static_token:
-            access = client._token.value
+        if client._token is not None and client._token.value.reveal() != static_token:
+            access = client._token.value.reveal()
         err = info.value
         assert err.__traceback__ is not None
         err.__traceback__ = err.__traceback__.tb_next  # this test's own frame holds the secrets

@@ -20,7 +20,7 @@ from synckit import __version__
 from synckit.errors import ConfigError, InputError, StateLockedError, SynckitError
 
 # Subcommand modules, in the order `synckit --help` lists them.
-_COMMANDS = ("_sync", "_validate", "_demo", "_runs", "_sandbox")
+_COMMANDS = ("_sync", "_validate", "_demo", "_runs", "_forget", "_prune", "_sandbox")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,7 @@ _DEFAULTS: dict[str, Any] = {
     "state": None,
     "retry_failed": False,
     "allow_resubscribe": False,
+    "allow_insecure_http": False,
     "log_format": "text",
     "chunk_size": DEFAULT_CHUNK_ROWS,
 }
@@ -91,6 +92,11 @@ def register(subparsers: Any) -> None:
         "--allow-resubscribe", action="store_true", default=None,
         help="let updates opt people back in after they unsubscribed",
     )  # fmt: skip
+    p.add_argument(
+        "--allow-insecure-http", action="store_true", default=None,
+        help="allow a plain http:// base URL to a host other than loopback (the credential "
+        "then travels unencrypted)",
+    )  # fmt: skip
     p.add_argument("--config", metavar="PATH", help="TOML file with any of these options")
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (text)")
     p.set_defaults(func=run, _sync_parser=p)
@@ -132,6 +138,7 @@ def make_client(opts: dict[str, Any]) -> Any:
     base_url = opts.get("base_url") or env.get("SYNCKIT_BASE_URL")
     if not base_url:
         raise ConfigError("no API base URL: pass --base-url or set SYNCKIT_BASE_URL")
+    insecure = bool(opts.get("allow_insecure_http"))
     token_env = opts.get("token_env")
     client_id = opts.get("client_id")
     secret_env = opts.get("client_secret_env")
@@ -141,7 +148,7 @@ def make_client(opts: dict[str, Any]) -> Any:
         token = env.get(token_env)
         if not token:
             raise ConfigError(f"--token-env {token_env}: that environment variable is not set")
-        return Client(base_url, token=token)
+        return Client(base_url, token=token, allow_insecure_http=insecure)
     if client_id or secret_env:
         client_id = client_id or env.get("SYNCKIT_CLIENT_ID")
         secret_var = secret_env or "SYNCKIT_CLIENT_SECRET"
@@ -152,13 +159,15 @@ def make_client(opts: dict[str, Any]) -> Any:
             raise ConfigError(
                 f"OAuth needs the client secret in the environment variable {secret_var}"
             )
-        return Client(base_url, client_id=client_id, client_secret=secret)
+        return Client(
+            base_url, client_id=client_id, client_secret=secret, allow_insecure_http=insecure
+        )
     token = env.get("SYNCKIT_TOKEN")
     if token:
-        return Client(base_url, token=token)
+        return Client(base_url, token=token, allow_insecure_http=insecure)
     cid, secret = env.get("SYNCKIT_CLIENT_ID"), env.get("SYNCKIT_CLIENT_SECRET")
     if cid and secret:
-        return Client(base_url, client_id=cid, client_secret=secret)
+        return Client(base_url, client_id=cid, client_secret=secret, allow_insecure_http=insecure)
     raise ConfigError(
         "no credentials: set SYNCKIT_TOKEN (or --token-env VAR), or SYNCKIT_CLIENT_ID and "
         "SYNCKIT_CLIENT_SECRET (or --client-id ID --client-secret-env VAR)"

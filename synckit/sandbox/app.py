@@ -500,12 +500,15 @@ class SandboxApp:
 
     def _token(self, request: Request, ctx: _Context) -> _Answer:
         cfg = self.config
+        # The content type first: reading request.form would parse a multipart body
+        # (the parser behind Werkzeug's multipart denial-of-service advisories) only
+        # to refuse it afterwards.
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return self._bad_request("Content-Type must be application/x-www-form-urlencoded")
         try:
             form = request.form
         except RequestEntityTooLarge:
             return self._error(413, "payload_too_large", _TOO_LARGE_MESSAGE)
-        if request.mimetype != "application/x-www-form-urlencoded":
-            return self._bad_request("Content-Type must be application/x-www-form-urlencoded")
         client_id = form.get("client_id")
         secret = form.get("client_secret")
         basic = request.authorization

@@ -5,11 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synckit import rules
+from synckit._secrets import is_loopback_host
 from synckit.errors import ConfigError
 
-__all__ = ["ERROR_STYLES", "RequestRecord", "SandboxConfig"]
+__all__ = [
+    "DEMO_CLIENT_SECRET",
+    "DEMO_TOKEN",
+    "ERROR_STYLES",
+    "RequestRecord",
+    "SandboxConfig",
+]
 
 ERROR_STYLES = ("contacts", "platform")
+#: The published demo credentials: fine on loopback, an open door anywhere else.
+DEMO_TOKEN = "sk_test_synckit_demo"
+DEMO_CLIENT_SECRET = "demo-secret"
 
 
 @dataclass
@@ -32,9 +42,9 @@ class SandboxConfig:
     #: SQLite file; ``None`` keeps contacts in memory. A restart with the same file keeps them.
     db: str | None = None
     #: Static API token holding both scopes.
-    token: str = "sk_test_synckit_demo"
+    token: str = DEMO_TOKEN
     client_id: str = "synckit-demo"
-    client_secret: str = "demo-secret"
+    client_secret: str = DEMO_CLIENT_SECRET
     #: Lifetime of OAuth access tokens, in seconds.
     token_ttl: float = 7200
     #: Requests per second across all clients (fixed one-second window); 0 = unlimited.
@@ -52,6 +62,10 @@ class SandboxConfig:
     sms_countries: frozenset[str] = rules.DEFAULT_SMS_COUNTRIES
     #: Seeds the fail/drop dice so a sequential run is reproducible.
     seed: int | None = None
+    #: Seconds a connection may stay silent (while the server waits for a request line,
+    #: headers or body) before the server closes it, so that idle or half-open
+    #: connections cannot hold every thread and file descriptor. Fixed once started.
+    read_timeout: float = 10.0
 
     def __repr__(self) -> str:
         # Credentials are left out on purpose: configs end up in logs and notebooks.
@@ -60,7 +74,8 @@ class SandboxConfig:
             f"token_ttl={self.token_ttl!r}, rate_limit={self.rate_limit!r}, "
             f"latency_ms={self.latency_ms!r}, fail_rate={self.fail_rate!r}, "
             f"drop_rate={self.drop_rate!r}, contact_limit={self.contact_limit!r}, "
-            f"error_style={self.error_style!r}, seed={self.seed!r})"
+            f"error_style={self.error_style!r}, seed={self.seed!r}, "
+            f"read_timeout={self.read_timeout!r})"
         )
 
     def validate(self) -> SandboxConfig:
@@ -83,6 +98,16 @@ class SandboxConfig:
             raise ConfigError("contact_limit must not be negative")
         if not self.token or not self.client_id or not self.client_secret:
             raise ConfigError("token, client_id and client_secret must not be empty")
+        if not self.read_timeout > 0:
+            raise ConfigError("read_timeout must be positive seconds")
+        demo = self.token == DEMO_TOKEN or self.client_secret == DEMO_CLIENT_SECRET
+        if demo and not is_loopback_host(self.host):
+            raise ConfigError(
+                f"refusing to serve the published demo credentials on {self.host or 'every'} "
+                "interface: anyone who can reach it could use them. Listen on 127.0.0.1, or "
+                "set your own token and client secret (--token-file / --client-secret-file, "
+                "or SYNCKIT_SANDBOX_TOKEN / SYNCKIT_SANDBOX_CLIENT_SECRET)"
+            )
         return self
 
 

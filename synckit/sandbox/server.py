@@ -56,6 +56,13 @@ class _Handler(WSGIRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Every read (request line, headers, body, the wait for the next keep-alive
+        # request) gives up after this and the connection closes. Without it a silent
+        # client held a thread and a file descriptor forever; enough of them and
+        # accept() failed for everyone.
+        read_timeout = getattr(self.server, "synckit_read_timeout", None)
+        if read_timeout:
+            self.connection.settimeout(read_timeout)
         conns = getattr(self.server, "synckit_connections", None)
         if conns is not None:
             conns.add(self.connection)
@@ -204,7 +211,7 @@ class SandboxServer:
         self.config = config
         try:
             self.app = SandboxApp(config)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"cannot open the sandbox database {config.db!r}: {exc}") from exc
         try:
             self._server: BaseWSGIServer = make_server(
@@ -219,6 +226,7 @@ class SandboxServer:
         # _close() ends those connections instead.
         self._server.block_on_close = False  # type: ignore[attr-defined]
         self._server.synckit_connections = set()  # type: ignore[attr-defined]
+        self._server.synckit_read_timeout = config.read_timeout  # type: ignore[attr-defined]
         self.port: int = self._server.server_address[1]
         self._thread: threading.Thread | None = None
 

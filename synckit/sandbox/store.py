@@ -25,6 +25,7 @@ import sqlite3
 import threading
 from typing import Any
 
+from synckit._files import private_file
 from synckit.sandbox.state import DEFAULT_ORG
 
 __all__ = ["ContactStore"]
@@ -56,6 +57,9 @@ class ContactStore:
         self.lock = threading.RLock()
         # isolation_level=None: every statement commits at once, so a file DB
         # never holds an open transaction that a crash or restart could lose.
+        if path:
+            # Contacts are personal data, even made-up ones: owner-only, like the ledger.
+            private_file(path)
         self._db = sqlite3.connect(
             path or ":memory:", check_same_thread=False, isolation_level=None
         )
