@@ -545,11 +545,10 @@ def validate(
         rules_out.append(_Rule(bad, fld, "invalid_choice", raw[fld]))
 
     if "sms_consent" in norm:
-        sms_set = present("sms_consent") & np.array(
-            norm["sms_consent"].isin(rules.SMS_CONSENT_VALUES).to_numpy(dtype=bool)
-        )
+        # as rules.check_contact: any value set (even outside the enum) needs a valid
+        # number from an SMS country; a missing or invalid number has no region
         in_country = np.array(region.isin(list(countries)).to_numpy(dtype=bool)) & has_phone
-        bad = sms_set & phone_ok & ~in_country
+        bad = present("sms_consent") & ~in_country
         rules_out.append(_Rule(bad, "sms_consent", "sms_country", raw["sms_consent"]))
 
     for fld in ("first_name", "last_name"):

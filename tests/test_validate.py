@@ -79,7 +79,11 @@ def test_valid_row_is_normalised() -> None:
         ({"phone_number": "N/A"}, "phone_number", "invalid_phone"),
         ({"phone_number": "+1 415 555 2671 x12"}, "phone_number", "invalid_phone"),
         ({"email": "a@example.com", "email_consent": "yes"}, "email_consent", "invalid_choice"),
-        ({"email": "a@example.com", "sms_consent": "suppressed"}, "sms_consent", "invalid_choice"),
+        (
+            {"phone_number": "+14155552671", "sms_consent": "suppressed"},
+            "sms_consent",
+            "invalid_choice",
+        ),
         ({"email": "a@example.com", "sms_consent": "subscribed"}, "sms_consent", "sms_country"),
         (
             {"phone_number": "+44 7911 123456", "sms_consent": "single_opt_in"},
@@ -137,14 +141,78 @@ def test_sms_consent_in_supported_country_and_custom_list() -> None:
     assert codes(validate(df, sms_countries=["US"])) == [(2, "sms_consent", "sms_country")]
 
 
+@pytest.mark.parametrize(
+    ("row", "want"),
+    [
+        # set with no phone at all: the number is from no supported country
+        ({"email": "a@example.com", "sms_consent": "subscribed"}, [("sms_consent", "sms_country")]),
+        # set with an invalid phone: both rules are broken, both reported at once
+        (
+            {"email": "a@example.com", "phone_number": "555-1234", "sms_consent": "subscribed"},
+            [("phone_number", "invalid_phone"), ("sms_consent", "sms_country")],
+        ),
+        # a value outside the enum is still "set"
+        (
+            {"email": "a@example.com", "sms_consent": "yes"},
+            [("sms_consent", "invalid_choice"), ("sms_consent", "sms_country")],
+        ),
+        (
+            {"phone_number": "+44 7911 123456", "sms_consent": "yes"},
+            [("sms_consent", "invalid_choice"), ("sms_consent", "sms_country")],
+        ),
+        # a valid number from a supported country: only the enum rule
+        (
+            {"phone_number": "+44 7400 123456", "sms_consent": "yes"},
+            [("sms_consent", "invalid_choice")],
+        ),
+        # not set: no SMS rule, whatever the phone
+        ({"phone_number": "555-1234", "sms_consent": " "}, [("phone_number", "invalid_phone")]),
+    ],
+)
+def test_sms_country_rule_as_the_contract_writes_it(
+    row: dict[str, Any], want: list[tuple[str, str]]
+) -> None:
+    """The contract: "sms_consent: when set, the phone number is from a supported SMS country"."""
+    check = validate(pd.DataFrame([row], dtype=object))
+    assert [(f, c) for _, f, c in codes(check)] == want
+    # the one copy of the rule, as the sandbox applies it to the normalised body
+    body = {k: v for k, v in row.items() if v.strip()}
+    if "phone_number" in body:
+        found = slow_normalize_one(body["phone_number"], "US")
+        body["phone_number"] = found[0] if found else body["phone_number"]
+    assert [(e.field, e.code) for e in rules.check_contact(body)] == want
+
+
+def test_sms_country_rule_on_update_follows_the_merged_contact() -> None:
+    current = {
+        "email": "a@example.com",
+        "phone_number": "+14155552671",
+        "sms_consent": "subscribed",
+    }
+    # clearing the number under a consent the contact holds breaks the rule
+    got = rules.check_contact({"phone_number": None}, current=current)
+    assert [(e.field, e.code) for e in got] == [("sms_consent", "sms_country")]
+    # so does an invalid number, alongside invalid_phone
+    got = rules.check_contact({"phone_number": "+1555"}, current=current)
+    assert [(e.field, e.code) for e in got] == [
+        ("phone_number", "invalid_phone"),
+        ("sms_consent", "sms_country"),
+    ]
+    # clearing the consent too is fine; a body touching neither is not judged by it
+    assert rules.check_contact({"phone_number": None, "sms_consent": None}, current=current) == []
+    assert (
+        rules.check_contact({"first_name": "Ada"}, current={**current, "phone_number": None}) == []
+    )
+
+
 def test_errors_of_one_row_in_contract_order() -> None:
     df = pd.DataFrame(
         [{"email": "bad", "phone_number": "12", "email_consent": "x", "sms_consent": "y",
           "first_name": "z" * 200, "custom_fields": "[]"}]
     )  # fmt: skip
     assert [c for _, _, c in codes(validate(df))] == [
-        "invalid_email", "invalid_phone", "invalid_choice", "invalid_choice", "too_long",
-        "nested_custom_fields",
+        "invalid_email", "invalid_phone", "invalid_choice", "invalid_choice", "sms_country",
+        "too_long", "nested_custom_fields",
     ]  # fmt: skip
     assert list(validate(df).errors.columns) == list(ERROR_COLUMNS)
 
@@ -336,10 +404,11 @@ def test_summary_repr_and_html() -> None:
     assert summary[["field", "code", "count"]].values.tolist() == [
         ["email", "invalid_email", 2],
         ["sms_consent", "invalid_choice", 1],
+        ["sms_consent", "sms_country", 1],
     ]
     assert summary.loc[0, "rows"] == [2, 3] and summary.loc[0, "examples"] == ["bad1", "bad2"]
     text = str(check)
-    assert "3 rows: 1 valid, 2 invalid (3 errors)" in text and "invalid_email" in text
+    assert "3 rows: 1 valid, 2 invalid (4 errors)" in text and "invalid_email" in text
     assert "Validation" in repr(check)
     page = check._repr_html_()
     assert "<table>" in page and "invalid_email" in page and "bad1" in page
