@@ -27,7 +27,11 @@ Decisions beyond libphonenumber (documented in :func:`synckit.validate`):
   the default region is retried as ``+`` (``0044 7400 123456`` with region
   US is +447400123456): the default region's own dialling prefix (``011``
   for US) is already understood by libphonenumber, and a national number
-  starting with ``00`` is never valid anyway.
+  starting with ``00`` is never valid anyway. The retry never fires when the
+  text starts with the region's own international prefix as libphonenumber's
+  metadata writes it (AU's ``0011``, BR's ``0021``): libphonenumber has read
+  that prefix already, and reading ``00`` instead would dial another number
+  (``0011-650-253-0000`` in AU is not +1 650 253 0000).
 
 Example:
     >>> import pandas as pd
@@ -77,6 +81,37 @@ def _slow_once(text: str, region: str | None) -> tuple[str, str] | None:
     return e164, phonenumbers.region_code_for_number(number) or "ZZ"
 
 
+@cache
+def _idd_pattern(region: str | None) -> re.Pattern[str] | None:
+    """The region's international dialling prefix, from libphonenumber's metadata."""
+    meta = PhoneMetadata.metadata_for_region(region.upper(), None) if region else None
+    idd = getattr(meta, "international_prefix", None)
+    return re.compile(idd) if idd else None
+
+
+def _own_idd(text: str, region: str | None) -> bool:
+    """True when ``text`` starts with ``region``'s own international prefix.
+
+    The test libphonenumber applies while parsing (``_parse_prefix_as_idd``):
+    the prefix matches the start of the digits, and what follows does not
+    start with 0. The ``00`` retry must not re-read such a number.
+    """
+    pattern = _idd_pattern(region)
+    if pattern is None:
+        return False
+    digits = phonenumbers.normalize_digits_only(text)
+    found = pattern.match(digits)
+    return found is not None and not digits[found.end() :].startswith("0")
+
+
+def _double_zero_retry(text: str, region: str | None) -> str | None:
+    """``+`` + the rest for a text starting with ``00`` (see the module docstring), else None."""
+    stripped = text.lstrip()
+    if not _DOUBLE_ZERO.match(stripped) or _own_idd(stripped, region):
+        return None
+    return "+" + stripped[2:]
+
+
 def slow_normalize_one(text: str, region: str | None) -> tuple[str, str] | None:
     """(E.164, region) for one phone text, or ``None`` if it is not a valid number.
 
@@ -89,9 +124,9 @@ def slow_normalize_one(text: str, region: str | None) -> tuple[str, str] | None:
     """
     found = _slow_once(text, region)
     if found is None:
-        stripped = text.lstrip()
-        if _DOUBLE_ZERO.match(stripped):
-            found = _slow_once("+" + stripped[2:], region)
+        retry = _double_zero_retry(text, region)
+        if retry is not None:
+            found = _slow_once(retry, region)
     return found
 
 
@@ -644,8 +679,12 @@ def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.
     if len(retry):
         texts = uniq.iloc[retry]
         zz = np.array(texts.str.match(r"\s*00\d").to_numpy(dtype=bool, na_value=False))
-        if zz.any():
-            ridx = retry[zz]
+        # few values: the region's own prefix is checked one by one
+        ridx = np.array(
+            [i for i in retry[zz] if not _own_idd(str(uniq.iat[int(i)]), default_region)],
+            dtype=np.int64,
+        )
+        if len(ridx):
             alt = "+" + uniq.iloc[ridx].str.lstrip().str.slice(2)
             e2, r2, d2 = fast_normalize(alt, default_region)
             for j, i in enumerate(ridx):
