@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
-from synckit import _email, _phone, rules
+from synckit import _diagnostics, _email, _phone, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit.errors import ConfigError
 
@@ -323,6 +323,44 @@ def _as_text(col: pd.Series) -> pd.Series:
     return pd.Series(values, index=col.index, dtype="str")
 
 
+def _encodable(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(value: object) -> object:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _text_checked(col: pd.Series) -> tuple[pd.Series, np.ndarray | None, pd.Series | None]:
+    """:func:`_as_text`, with cells that are not valid Unicode set aside.
+
+    A lone surrogate (``'test@\\ud800'``, left by decoding bytes with
+    ``surrogateescape`` or slicing UTF-16 text) cannot be stored as text, sent
+    as JSON or written to a report. Such cells come back missing, with a mask
+    of them and their text with the surrogates escaped (for the error's
+    ``value``). Clean columns pay nothing: the check runs only when the
+    conversion fails.
+    """
+    try:
+        return _as_text(col), None, None
+    except UnicodeEncodeError:
+        pass
+    values = col.tolist()
+    broken = np.array([not _encodable(v) for v in values], dtype=bool)
+    shown = [_escaped(v) if bad else None for v, bad in zip(values, broken.tolist(), strict=True)]
+    kept = pd.Series([None if bad else v for v, bad in zip(values, broken.tolist(), strict=True)],
+                     index=col.index, dtype=object)  # fmt: skip
+    return _as_text(kept), broken, pd.Series(shown, dtype=object)
+
+
 def _clean(text: pd.Series) -> pd.Series:
     """Trimmed; empty or blank cells become missing."""
     s = text.str.strip()
@@ -498,15 +536,21 @@ def validate(
 
     raw: dict[str, pd.Series] = {}
     norm: dict[str, pd.Series] = {}
+    rules_out: list[_Rule] = []
+    unreadable: dict[str, np.ndarray] = {}
     for fld in present_fields:
         if fld == "custom_fields":
             continue
-        text = _as_text(df[fld]).reset_index(drop=True)
+        text, broken, shown = _text_checked(df[fld])
+        text = text.reset_index(drop=True)
         raw[fld] = text
         norm[fld] = _clean(text)
+        if broken is not None:
+            unreadable[fld] = broken
+            message = _diagnostics.MESSAGES["invalid_text"]
+            rules_out.append(_Rule(broken, fld, "invalid_text", shown, message))
 
     false = np.zeros(n, dtype=bool)
-    rules_out: list[_Rule] = []
 
     def present(fld: str) -> np.ndarray:
         if fld not in norm:
@@ -515,7 +559,10 @@ def validate(
 
     # identifiers
     has_email, has_phone = present("email"), present("phone_number")
-    rules_out.append(_Rule(~has_email & ~has_phone, rules.REQUIRED_FIELD, "required", None))
+    # an identifier cell that is there but unreadable is reported as such, not as missing
+    given_email = has_email | unreadable.get("email", false)
+    given_phone = has_phone | unreadable.get("phone_number", false)
+    rules_out.append(_Rule(~given_email & ~given_phone, rules.REQUIRED_FIELD, "required", None))
 
     email_ok = np.ones(n, dtype=bool)
     if "email" in norm:
@@ -618,6 +665,13 @@ def validate(
     valid.index = pd.Index(rows[ok], name="row")
     invalid = df.iloc[np.flatnonzero(failed)].copy()
     invalid.index = pd.Index(rows[failed], name="row")
+    for fld, broken in unreadable.items():
+        # the cells as given, but with the surrogates escaped: text that a report,
+        # a CSV or pyarrow can hold (the unescaped cell crashes each of them)
+        sel = broken[failed]
+        column = invalid[fld].astype(object)
+        column[sel] = [_escaped(v) for v in column[sel].tolist()]
+        invalid[fld] = column
     return Validation(valid=valid, errors=errors, invalid=invalid, ignored_columns=ignored)
 
 

@@ -25,6 +25,7 @@ import synckit
 from synckit import _phone, rules
 from synckit._phone import slow_normalize_one
 from synckit.errors import ConfigError
+from synckit.sandbox import Sandbox
 from synckit.validation import ERROR_COLUMNS, Validation, find_duplicates, to_payloads, validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -301,6 +302,34 @@ def test_non_string_cells_from_a_users_frame() -> None:
     assert check.valid.loc[4, "phone_number"] is None
     assert codes(check) == [(5, "phone_number", "invalid_phone")]
     assert check.invalid.loc[5, "phone_number"] == 1.5  # as given
+
+
+def test_lone_surrogate_is_a_row_error_not_a_crash(sandbox: Sandbox) -> None:
+    """'test@\\ud800' in an object column: invalid_text on that cell, through validate and upsert."""
+    df = pd.DataFrame(
+        {
+            "email": ["test@\ud800", "ok@example.com", "ada@example.com"],
+            "phone_number": [None, None, "+1 415 555 2671\udcff"],
+            "first_name": ["Ada", "B\udc80", None],
+        },
+        dtype=object,
+    )
+    check = validate(df)
+    assert codes(check) == [
+        (2, "email", "invalid_text"),
+        (3, "first_name", "invalid_text"),
+        (4, "phone_number", "invalid_text"),
+    ]  # an unreadable identifier is not "required": the cell is there
+    assert check.errors["value"].tolist() == ["test@\\ud800", "B\\udc80", "+1 415 555 2671\\udcff"]
+    assert check.errors["message"].str.contains("not valid Unicode").all()
+    assert check.valid.empty
+    # the rows as given, with the surrogates escaped so that a report or CSV can hold them
+    assert check.invalid.loc[2, "email"] == "test@\\ud800"
+    assert check.invalid.loc[3, "first_name"] == "B\\udc80"
+    with synckit.Client(sandbox.url, token=sandbox.token) as client:
+        report = synckit.upsert(df, client, progress=False)
+    assert report.rows["status"].tolist() == ["invalid"] * 3
+    assert report.rows["error_code"].tolist() == ["invalid_text"] * 3
 
 
 def test_row_numbers_for_other_indexes() -> None:
