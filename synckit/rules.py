@@ -10,7 +10,7 @@ them on generated data.
 Example:
     >>> from synckit import rules
     >>> [e.code for e in rules.check_contact({"email": "ada@example.com", "sms_consent": "maybe"})]
-    ['invalid_choice']
+    ['invalid_choice', 'sms_country']
 """
 
 from __future__ import annotations

@@ -78,7 +78,6 @@ def test_valid_row_is_normalised() -> None:
         ({"phone_number": "555-1234"}, "phone_number", "invalid_phone"),
         ({"phone_number": "+1 555 555 0123"}, "phone_number", "invalid_phone"),
         ({"phone_number": "N/A"}, "phone_number", "invalid_phone"),
-        ({"phone_number": "+1 415 555 2671 x12"}, "phone_number", "invalid_phone"),
         ({"email": "a@example.com", "email_consent": "yes"}, "email_consent", "invalid_choice"),
         (
             {"phone_number": "+14155552671", "sms_consent": "suppressed"},
@@ -272,8 +271,15 @@ def test_phone_normalisation(text: str, region: str, expected: str) -> None:
 
 def test_national_number_needs_the_right_region() -> None:
     df = pd.DataFrame({"phone_number": ["07400 123456"]})
-    assert codes(validate(df)) == [(2, "phone_number", "invalid_phone")]
-    assert validate(df, default_region=None).errors["code"].tolist() == ["invalid_phone"]
+    # invalid in US; the message names the region where it is valid, and the fixes
+    check = validate(df)
+    assert codes(check) == [(2, "phone_number", "phone_other_region")]
+    message = check.errors["message"].iloc[0]
+    assert "in US (default_region)" in message and "valid in GB as +44 7400 123456" in message
+    check = validate(df, default_region=None)
+    assert check.errors["code"].tolist() == ["phone_other_region"]
+    assert "with no region" in check.errors["message"].iloc[0]
+    assert validate(df, default_region="GB").ok
 
 
 @pytest.mark.parametrize(
@@ -482,6 +488,32 @@ def ref_text(value: Any) -> str | None:
     return text or None
 
 
+# A cell of several values keeps its first valid one: Google's ":::" always
+# separates; ";", "," (and whitespace in emails, "|" and line breaks in phones) only
+# when two parts look like values (an "@"; six digits).
+REF_SPLIT = {"email": r"\s*:::\s*|[;,\s]+", "phone_number": r"\s*:::\s*|\s*[;,|\r\n]+\s*"}
+REF_LOOKS = {"email": r"[^@\s]+@[^@\s]+", "phone_number": r"(?:\D*\d){6}"}
+
+
+def ref_first_valid(text: str, field: str, valid: Any) -> str:
+    if valid(text):
+        return text
+    parts = [p for p in re.split(REF_SPLIT[field], text) if p.strip()]
+    if len(parts) < 2:
+        return text
+    if ":::" not in text and sum(bool(re.match(REF_LOOKS[field], p)) for p in parts) < 2:
+        return text
+    return next((p for p in parts if valid(p)), text)
+
+
+#: synckit's finer codes for a broken contract rule
+REFINES = {
+    "phone_scientific": "invalid_phone",
+    "phone_extension": "invalid_phone",
+    "phone_other_region": "invalid_phone",
+}
+
+
 def ref_normalise(cells: dict[str, Any], region: str) -> dict[str, Any]:
     """A scalar, independent re-statement of validate()'s normalisation."""
     out: dict[str, Any] = {}
@@ -499,10 +531,15 @@ def ref_normalise(cells: dict[str, Any], region: str) -> dict[str, Any]:
         if text is None:
             continue
         if field == "email":
-            text = text.lower()
+            text = ref_first_valid(text, field, lambda t: rules.is_valid_email(t.lower())).lower()
         elif field == "phone_number":
-            found = slow_normalize_one(text, region)
-            text = found[0] if found else text
+
+            def phone(t: str) -> str | None:
+                found = slow_normalize_one(t, region)
+                return found[0] if found and rules.phone_region(found[0]) else None
+
+            text = ref_first_valid(text, field, lambda t: phone(t) is not None)
+            text = phone(text) or text
         elif field in rules.CHOICES:
             text = text.lower()
             alt = re.sub(r"[ \t\-]+", "_", text)
@@ -526,13 +563,21 @@ def phone_path(small_input: int) -> Iterator[None]:
 def assert_agrees(df: pd.DataFrame, region: str = "US") -> None:
     check = validate(df, default_region=region, duplicates="keep")
     got: dict[int, set[tuple[str, str]]] = {}
-    for row, field, code in check.errors[["row", "field", "code"]].itertuples(index=False):
-        got.setdefault(int(row), set()).add((field, code))
+    doubted: set[int] = set()
+    errors = check.errors[check.errors["severity"] == "error"]
+    for row, field, code in errors[["row", "field", "code"]].itertuples(index=False):
+        if code == "phone_default_region":  # valid for the API, doubted by synckit
+            doubted.add(int(row))
+            continue
+        got.setdefault(int(row), set()).add((field, REFINES.get(code, code)))
     valid = check.valid.to_dict("index")
     for pos, record in enumerate(df.to_dict("records")):
         body = ref_normalise(record, region)
         want = {(e.field, e.code) for e in rules.check_contact(body)}
         assert got.get(pos + 2, set()) == want, (record, body)
+        if pos + 2 in doubted:
+            assert rules.phone_region(body["phone_number"]) is not None
+            continue
         if not want:
             # valid rows come out exactly as normalised
             out = {k: v for k, v in valid[pos + 2].items() if v is not None}
