@@ -52,7 +52,7 @@ __all__ = [
 ERROR_COLUMNS: Final = ("row", "field", "code", "message", "value", "severity")
 _TEXT_FIELDS: Final = tuple(f for f in rules.FIELDS if f != "custom_fields")
 _DUPLICATE_POLICIES: Final = ("last", "error", "keep")
-_WARNING: Final = "#f9a825"  # badge colour of a warning (errors use the report's "failed")
+_WARNING: Final = "#a67c00"  # badge colour of a warning (errors use the report's "failed")
 _PREFIX: Final = "custom."
 
 Duplicates = Literal["last", "error", "keep"]
@@ -202,10 +202,11 @@ class SourceColumns:
         return "\n".join([head, *body])
 
     def html(self) -> str:
-        cell = 'style="padding:1px 6px;text-align:left;vertical-align:top"'
+        style = "padding:1px 6px;text-align:left;vertical-align:top"
+        cell = f'style="{style}"'
         rows = "".join(
             f"<tr><td {cell}>{html.escape(t)}</td><td {cell}>{html.escape(h)}</td>"
-            f'<td {cell} style="color:#666">{html.escape(n)}</td></tr>'
+            f'<td style="{style};color:#666">{html.escape(n)}</td></tr>'
             for t, h, n in self.lines()
         )
         title = "Columns" + (f" — {html.escape(self.layout)} layout" if self.layout else "")
