@@ -114,6 +114,22 @@ def _own_idd(text: str, region: str | None) -> bool:
     return found is not None and not digits[found.end() :].startswith("0")
 
 
+def _own_idd_many(texts: pd.Series, region: str | None) -> np.ndarray:
+    """:func:`_own_idd` for many texts: a vectorised prefilter on the digits, then the
+    exact test (which needs the match's end) for the few that start like the prefix."""
+    pattern = _idd_pattern(region)
+    out = np.zeros(len(texts), dtype=bool)
+    if pattern is None or not len(texts):
+        return out
+    digits = texts.str.replace(r"[^0-9]", "", regex=True)
+    maybe = _regex(digits, pattern.pattern, full=False)
+    # digits beyond ASCII are normalised by libphonenumber only: test those exactly too
+    maybe |= ~np.array(texts.str.isascii().to_numpy(dtype=bool, na_value=True))
+    for i in np.flatnonzero(maybe).tolist():
+        out[i] = _own_idd(str(texts.iat[i]), region)
+    return out
+
+
 def _double_zero_retry(text: str, region: str | None) -> str | None:
     """``+`` + the rest for a text starting with ``00`` (see the module docstring), else None."""
     stripped = text.lstrip()
@@ -689,11 +705,9 @@ def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.
     if len(retry):
         texts = uniq.iloc[retry]
         zz = np.array(texts.str.match(r"\s*00\d").to_numpy(dtype=bool, na_value=False))
-        # few values: the region's own prefix is checked one by one
-        ridx = np.array(
-            [i for i in retry[zz] if not _own_idd(str(uniq.iat[int(i)]), default_region)],
-            dtype=np.int64,
-        )
+        ridx = retry[zz]
+        if len(ridx):
+            ridx = ridx[~_own_idd_many(uniq.iloc[ridx].reset_index(drop=True), default_region)]
         if len(ridx):
             alt = "+" + uniq.iloc[ridx].str.lstrip().str.slice(2)
             e2, r2, d2 = fast_normalize(alt, default_region)
@@ -816,6 +830,25 @@ def _explicit(text: str, region: str | None) -> bool:
     return digits.startswith("00") or _own_idd(stripped, region)
 
 
+def _explicit_many(texts: pd.Series, region: str | None) -> np.ndarray:
+    """:func:`_explicit` for many texts: vectorised, with Python only for the few that
+    start like the region's own exit code (its exact test needs the match's end)."""
+    stripped = texts.str.lstrip("' ")
+    out = np.array(stripped.str.startswith("+").to_numpy(dtype=bool, na_value=False))
+    digits = stripped.str.replace(r"[^0-9]", "", regex=True)
+    out |= np.array(digits.str.startswith("00").to_numpy(dtype=bool, na_value=False))
+    pattern = _idd_pattern(region)
+    if pattern is not None:
+        maybe = ~out & _regex(digits, pattern.pattern, full=False)
+        for i in np.flatnonzero(maybe).tolist():
+            out[i] = _explicit(str(texts.iat[i]), region)
+    # digits beyond ASCII (rare): the exact, per-text test
+    odd = ~out & ~np.array(texts.str.isascii().to_numpy(dtype=bool, na_value=True))
+    for i in np.flatnonzero(odd).tolist():
+        out[i] = _explicit(str(texts.iat[i]), region)
+    return out
+
+
 def _international(e164: str) -> str:
     try:
         number = phonenumbers.parse(e164, None)
@@ -882,10 +915,9 @@ def check_phones(
     national_valid = valid & ~own & ~np.array(s.str.lstrip("' ").str.startswith("+").to_numpy(
         dtype=bool, na_value=False))  # fmt: skip
     if national_valid.any():
-        idx = np.flatnonzero(national_valid)
-        codes_, uniq = pd.factorize(s.iloc[idx])
-        flags = np.array([not _explicit(str(u), default_region) for u in uniq], dtype=bool)
-        relied[idx] = flags[codes_]
+        relied[np.flatnonzero(national_valid)] = ~_explicit_many(
+            s[national_valid].reset_index(drop=True), default_region
+        )
 
     # evidence of the frame's regions: numbers placed by their own country code or row
     counts: dict[str, int] = {}
@@ -899,7 +931,7 @@ def check_phones(
 
     bad = present & ~valid
     if bad.any():
-        elsewhere = _diagnose_invalid(s, bad, used, own, counts, code, message)
+        elsewhere = _diagnose_invalid(s, bad, used, own, counts, code, message, default_region)
         # a national number valid only in GB is evidence of a British list
         for reg, count in pd.Series(elsewhere).dropna().value_counts().items():
             counts[str(reg)] = counts.get(str(reg), 0) + int(count)
@@ -919,57 +951,64 @@ def _diagnose_invalid(
     counts: dict[str, int],
     code: np.ndarray,
     message: np.ndarray,
+    default_region: str | None,
 ) -> np.ndarray:
-    """Codes and messages for invalid numbers (in place), each distinct (text, region) once.
+    """Codes and messages for invalid numbers (in place).
 
-    Returns, per row, the region a ``phone_other_region`` number is valid in.
+    The shapes are told apart by vectorised regexes over all of them; Python
+    runs only per extension (to quote it) and per distinct national number
+    looked up in other regions. Returns, per row, the region a
+    ``phone_other_region`` number is valid in.
     """
-    idx = np.flatnonzero(bad)
-    keys = pd.DataFrame({"t": s.iloc[idx].to_numpy(dtype=object), "r": used[idx], "o": own[idx]})
-    groups: dict[Any, Any] = dict(keys.groupby(["t", "r", "o"], dropna=False, sort=False).indices)
-    # national numbers of a plausible shape: find a region where they are valid
-    search: dict[str, list[tuple[Any, str | None, bool]]] = {}
-    verdicts: dict[Any, tuple[str, str]] = {}
-    elsewhere: dict[Any, str] = {}
-    for key in groups:
-        text, reg, is_own = str(key[0]), key[1], bool(key[2])
-        reg = None if reg is None or (isinstance(reg, float) and np.isnan(reg)) else str(reg)
-        stripped = text.strip()
-        if _SCIENTIFIC.fullmatch(stripped):
-            verdicts[key] = ("phone_scientific", _MESSAGE_SCIENTIFIC)
-            continue
-        ext = _EXTENSION.search(stripped)
-        if ext and len(phonenumbers.normalize_digits_only(stripped[: ext.start() + 1])) >= 5:
-            verdicts[key] = ("phone_extension", _message_extension(ext.group(1).strip(" ,;")))
-            continue
-        digits = phonenumbers.normalize_digits_only(stripped)
-        if (
-            not is_own  # a row naming its country: its number is mistyped, not misplaced
-            and _DIGIT_SHAPE.fullmatch(stripped)
-            and 6 <= len(digits) <= 15
-            and not _explicit(stripped, reg)
-        ):
-            search.setdefault(stripped, []).append((key, reg, is_own))
-        verdicts[key] = ("invalid_phone", rules.message("invalid_phone"))
-    if search:
-        found = _valid_elsewhere(list(search), counts)
-        for text, hit in found.items():
-            for key, reg, is_own in search[text]:
-                if hit[0] == reg:
-                    continue
-                elsewhere[key] = hit[0]
-                verdicts[key] = (
-                    "phone_other_region",
-                    f"is not a valid number {_where(reg, is_own)}, but is valid in {hit[0]} as "
-                    f"{_international(hit[1])}: give the row its country (a country column), "
-                    "set default_region, or write the number with + and its country code",
-                )
     out = np.full(len(s), None, dtype=object)
-    for key, rows in groups.items():
-        pos = idx[rows]
-        code[pos], message[pos] = verdicts[key]
-        out[pos] = elsewhere.get(key)
+    idx = np.flatnonzero(bad)
+    texts = s.iloc[idx].reset_index(drop=True)
+    code[idx] = "invalid_phone"
+    message[idx] = rules.message("invalid_phone")
+    scientific = _regex(texts, _SCIENTIFIC.pattern, full=True)
+    code[idx[scientific]] = "phone_scientific"
+    message[idx[scientific]] = _MESSAGE_SCIENTIFIC
+    extension = ~scientific & _search(texts, _EXTENSION.pattern)
+    for i in np.flatnonzero(extension).tolist():
+        text = str(texts.iat[i])
+        found = _EXTENSION.search(text)
+        if found is None or sum(c.isdigit() for c in text[: found.start() + 1]) < 5:
+            continue
+        code[idx[i]] = "phone_extension"
+        message[idx[i]] = _message_extension(found.group(1).strip(" ,;"))
+    # national numbers of a plausible shape, with no country of their own (a row that
+    # names its country has a mistyped number, not a misplaced one): other regions
+    digits = texts.str.replace(r"[^0-9]", "", regex=True)
+    n_digits = np.array(digits.str.len().to_numpy(dtype=np.int64, na_value=0))
+    search = ~scientific & ~extension & ~own[idx] & (n_digits >= 6) & (n_digits <= 15)
+    search &= _regex(texts, _DIGIT_SHAPE.pattern, full=True)
+    if search.any():
+        cand = np.flatnonzero(search)
+        cand = cand[~_explicit_many(texts.iloc[cand].reset_index(drop=True), default_region)]
+        found_at = _valid_elsewhere(sorted({str(texts.iat[i]) for i in cand.tolist()}), counts)
+        for i in cand.tolist():
+            hit = found_at.get(str(texts.iat[i]))
+            reg = used[idx[i]]
+            if hit is None or hit[0] == reg:
+                continue
+            out[idx[i]] = hit[0]
+            code[idx[i]] = "phone_other_region"
+            message[idx[i]] = (
+                f"is not a valid number {_where(reg, False)}, but is valid in {hit[0]} as "
+                f"{_international(hit[1])}: give the row its country (a country column), "
+                "set default_region, or write the number with + and its country code"
+            )
     return out
+
+
+def _search(s: pd.Series, pattern: str) -> np.ndarray:
+    """Unanchored regex search per value (RE2 for arrow-backed text, as :func:`_regex`)."""
+    if not len(s):
+        return np.zeros(0, dtype=bool)
+    if _pc is not None and getattr(s.dtype, "storage", None) == "pyarrow":
+        res = _pc.match_substring_regex(_pa.array(s.array), pattern).fill_null(False)
+        return np.array(res.to_numpy(zero_copy_only=False), dtype=bool)
+    return np.array(s.str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False))
 
 
 _MESSAGE_SCIENTIFIC: Final = (

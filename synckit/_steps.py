@@ -58,6 +58,25 @@ SEPARATORS: Final[Mapping[str, str]] = {
     "email": r"\s*:::\s*|[;,\s]+",
     "phone_number": r"\s*:::\s*|\s*[;,|\r\n]+\s*",
 }
+# One character of a separator, for the cheap first pass over every cell.
+_ANY_SEPARATOR: Final[Mapping[str, str]] = {
+    "email": r"[:;,\s]",
+    "phone_number": r"[:;,|\r\n]",
+}
+
+
+def _contains(texts: pd.Series, pattern: str) -> np.ndarray:
+    """Regex search per cell; pyarrow's RE2 straight away for arrow-backed text (pandas
+    falls back to Python's re, one call per cell, for a pattern like this)."""
+    if getattr(texts.dtype, "storage", None) == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = pc.match_substring_regex(pa.array(texts.array), pattern).fill_null(False)
+        return np.array(found.to_numpy(zero_copy_only=False), dtype=bool)
+    return np.array(texts.str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False))
+
+
 #: Google's separator says "several values" by itself; any other separator only
 #: when at least two of the parts look like a value of the field (``a b@x.io`` is
 #: one mistyped address, ``a@x.io; b@y.io`` two addresses).
@@ -214,7 +233,7 @@ def first_valid(
     cut = np.zeros(n, dtype=bool)
     messages = np.full(n, None, dtype=object)
     pattern = SEPARATORS[field]
-    several = np.array(texts.str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False))
+    several = _contains(texts, _ANY_SEPARATOR[field])
     if not several.any():
         return texts, cut, messages
     idx = np.flatnonzero(several)

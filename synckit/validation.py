@@ -1045,6 +1045,7 @@ def _dup_values(fields: np.ndarray, raw: Mapping[str, pd.Series]) -> pd.Series:
 
 def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
     parts = []
+    cells: dict[int, np.ndarray] = {}
     for order, rule in enumerate(rules_out):
         pos = np.flatnonzero(rule.mask)
         if not len(pos):
@@ -1063,7 +1064,11 @@ def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
         if rule.value is None:
             value_col = np.full(len(pos), None, dtype=object)
         else:
-            value_col = _objects(rule.value)[pos]
+            # several rules share a column's cells (each phone code): convert them once
+            key = id(rule.value)
+            if key not in cells:
+                cells[key] = _objects(rule.value)
+            value_col = cells[key][pos]
         parts.append(
             pd.DataFrame(
                 {
