@@ -370,3 +370,22 @@ def test_upsert_takes_validate_options(sandbox: Sandbox) -> None:
     assert report.rows["status"].tolist() == ["created"]
     warnings: Any = report.errors[report.errors["severity"] == "warning"]
     assert warnings["code"].tolist() == ["invalid_phone"]
+
+
+def test_a_rows_errors_come_before_its_warnings(sandbox: Sandbox) -> None:
+    # the email's warning comes first in rule order, but the row is rejected for its phone:
+    # the report's row must name the error
+    df = pd.DataFrame(
+        {"email": ["a@example.com ::: b@example.com"], "phone_number": ["4.47911E+11"]}
+    )
+    check = synckit.validate(df)
+    assert found(check) == [
+        (2, "phone_number", "phone_scientific", "error"),
+        (2, "email", "multiple_values", "warning"),
+    ]
+    with synckit.Client(sandbox.url, token=sandbox.token) as client:
+        report = synckit.upsert(df, client, progress=False)
+    assert report.rows[["status", "error_code"]].values.tolist() == [
+        ["invalid", "phone_scientific"]
+    ]
+    assert report.errors["severity"].astype(str).tolist() == ["error", "warning"]
