@@ -373,3 +373,25 @@ def test_unknown_frame_keeps_working_without_attrs() -> None:
     # a plain frame (no read_csv) has no mapping to show
     check = synckit.validate(pd.DataFrame({"email": ["a@example.com"]}))
     assert check.columns is None and "columns" not in str(check)
+
+
+def test_the_readme_tour_file(sandbox: Any) -> None:
+    """sample_data/google_contacts.csv, where the README's tour starts: four problems, each
+    with its own code, and the drop policy sends the three whose phone is the trouble."""
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    df = synckit.read_csv(root / "google_contacts.csv")
+    assert df.attrs["layout"] == "Google Contacts"
+    check = synckit.validate(df, default_region="US")
+    errors = check.errors[check.errors["severity"] == "error"]
+    assert errors[["row", "code"]].values.tolist() == [
+        [3, "phone_other_region"], [6, "phone_extension"], [12, "invalid_email"],
+        [28, "phone_scientific"],
+    ]  # fmt: skip
+    assert set(check.errors.loc[check.errors["severity"] == "warning", "code"]) == {
+        "multiple_values"
+    }
+    dropped = synckit.validate(df, invalid_fields="drop")
+    assert dropped.invalid.index.tolist() == [12]
+    with synckit.Client(sandbox.url, token=sandbox.token) as client:
+        report = synckit.upsert(dropped, client, progress=False)
+    assert report.summary()["created"] == 39
