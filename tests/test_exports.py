@@ -395,3 +395,18 @@ def test_the_readme_tour_file(sandbox: Any) -> None:
     with synckit.Client(sandbox.url, token=sandbox.token) as client:
         report = synckit.upsert(dropped, client, progress=False)
     assert report.summary()["created"] == 39
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["synckit._headers", "synckit._regions", "synckit._steps", "synckit._vcard",
+     "synckit._diagnostics", "synckit._phone", "synckit.cli._validate", "synckit.io",
+     "synckit.validation", "synckit.rules"],
+)  # fmt: skip
+def test_docstring_examples_of_the_export_steps(name: str) -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
