@@ -17,26 +17,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["CONTRACT_RULE", "MESSAGES", "SEVERITY"]
+__all__ = ["MESSAGES", "SEVERITY"]
 
-#: The fixed messages (codes whose message names values are built where they are found).
+#: The fixed messages (the others name the cell's values and are built where they are found:
+#: phone_extension, phone_other_region and phone_default_region in synckit._phone).
 MESSAGES: Final[Mapping[str, str]] = {
     "invalid_text": (
         "holds text that is not valid Unicode (a lone surrogate, left by a broken "
         "decoding): fix the cell, or re-read the file with its real encoding"
     ),
     "phone_scientific": (
-        "is a number in scientific notation: a spreadsheet stored the phone as a number "
-        "and lost its digits; format the column as text in the spreadsheet and export "
-        "again (or write the numbers with +country code)"
-    ),
-    "phone_extension": (
-        "has an extension, which E.164 cannot hold (sending the number without it "
-        "would dial the switchboard): remove the extension, or keep it in a custom field"
+        "is a number in scientific notation (a spreadsheet stored the phone as a number and "
+        "dropped its digits): format the column as text before exporting, or write the "
+        "numbers with + and their country code"
     ),
 }
 
-#: Whether a code rejects the row (``error``) or only reports (``warning``).
+#: Whether a code rejects the row (``error``) or only reports (``warning``). With
+#: ``invalid_fields="drop"`` an error on an optional field becomes a warning.
 SEVERITY: Final[Mapping[str, str]] = {
     "invalid_text": "error",
     "phone_scientific": "error",
@@ -46,11 +44,4 @@ SEVERITY: Final[Mapping[str, str]] = {
     "multiple_values": "warning",
     "unknown_country": "warning",
     "field_dropped": "warning",
-}
-
-#: The contract rule a local code stands in for (it is that rule, broken for a known reason).
-CONTRACT_RULE: Final[Mapping[str, str]] = {
-    "phone_scientific": "invalid_phone",
-    "phone_extension": "invalid_phone",
-    "phone_other_region": "invalid_phone",
 }

@@ -53,7 +53,7 @@ import pandas as pd
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
-from synckit import rules
+from synckit import _diagnostics, rules
 
 try:  # pandas keeps text in pyarrow when it is installed; use its RE2 directly
     import pyarrow as _pa
@@ -1011,11 +1011,7 @@ def _search(s: pd.Series, pattern: str) -> np.ndarray:
     return np.array(s.str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False))
 
 
-_MESSAGE_SCIENTIFIC: Final = (
-    "is a number in scientific notation (a spreadsheet stored the phone as a number and "
-    "dropped its digits): format the column as text before exporting, or write the "
-    "numbers with + and their country code"
-)
+_MESSAGE_SCIENTIFIC: Final = _diagnostics.MESSAGES["phone_scientific"]
 
 
 def _message_extension(ext: str) -> str:

@@ -240,3 +240,37 @@ def test_fast_email_path_equals_email_validator_on_multi_value_parts() -> None:
     assert _email.valid_emails(pd.Series(parts, dtype="str")).tolist() == [
         reference_email(p) for p in parts
     ]
+
+
+def test_every_local_code_has_its_documented_severity() -> None:
+    from synckit import _diagnostics
+
+    df = pd.DataFrame(
+        {
+            "email": [
+                "a@example.com ::: b@example.com",
+                "x@\ud800",
+                None,
+                "c@example.com",
+                "d@example.com",
+            ],
+            "phone_number": [
+                "4.47911E+11",
+                None,
+                "(555) 123-4567 x12",
+                "07400 123456",
+                "(415) 555-2671",
+            ],
+            "country": [None, None, None, None, "Narnia"],
+        },
+        dtype=object,
+    )
+    check = synckit.validate(df)
+    local = check.errors[check.errors["code"].isin(list(_diagnostics.SEVERITY))]
+    assert set(local["code"]) == {
+        "multiple_values", "phone_scientific", "invalid_text", "phone_extension",
+        "phone_other_region", "unknown_country",
+    }  # fmt: skip
+    assert all(
+        _diagnostics.SEVERITY[c] == s for c, s in zip(local["code"], local["severity"], strict=True)
+    )
