@@ -1,11 +1,13 @@
 # ruff: noqa: E501  (test data reads better unwrapped)
-"""Regenerate ``contacts.csv`` and ``contacts_updated.csv`` (deterministic).
+"""Regenerate ``contacts.csv``, ``contacts_updated.csv`` and ``google_contacts.csv`` (deterministic).
 
 Run: ``python sample_data/make_samples.py``. The files imitate a CRM export:
 mapped headers, phones in many formats and countries, bad emails, odd
 consent spellings, ``custom.*`` columns, in-file duplicates, blank cells and
 a column that is not sent (``Company``). ``contacts_updated.csv`` is the same
 list a day later: a few people changed, a few are new, one unsubscribed.
+``google_contacts.csv`` is a Google Contacts export as downloaded (its own
+column layout, labels, " ::: " multi-value cells, typed country names).
 """
 
 from __future__ import annotations
@@ -237,13 +239,105 @@ def main() -> None:
     later.extend(dict.fromkeys(HEADER, "") | p for p in _people(random.Random(7), 20))
     _write(HERE / "contacts_updated.csv", later)
     print(f"{len(rows)} rows, then {len(later)} rows ({changed} changed, 20 new, 1 unsubscribed)")
+    google = google_contacts(random.Random(13))
+    _write(HERE / "google_contacts.csv", google, GOOGLE_HEADER)
+    print(f"google_contacts.csv: {len(google)} rows")
 
 
-def _write(path: Path, rows: list[dict[str, str]]) -> None:
+def _write(path: Path, rows: list[dict[str, str]], header: list[str] = HEADER) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=HEADER)
+        writer = csv.DictWriter(fh, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
+
+
+# ---------------------------------------------------------------------------
+# google_contacts.csv: a Google Contacts export as downloaded ("Google CSV")
+
+GOOGLE_HEADER = [
+    "First Name", "Middle Name", "Last Name", "Phonetic First Name", "Phonetic Middle Name",
+    "Phonetic Last Name", "Name Prefix", "Name Suffix", "Nickname", "File As",
+    "Organization Name", "Organization Title", "Organization Department", "Birthday", "Notes",
+    "Photo", "Labels", "E-mail 1 - Label", "E-mail 1 - Value", "E-mail 2 - Label",
+    "E-mail 2 - Value", "Phone 1 - Label", "Phone 1 - Value", "Phone 2 - Label",
+    "Phone 2 - Value", "Address 1 - Label", "Address 1 - Formatted", "Address 1 - Street",
+    "Address 1 - City", "Address 1 - PO Box", "Address 1 - Region", "Address 1 - Postal Code",
+    "Address 1 - Country", "Address 1 - Extended Address", "Website 1 - Label", "Website 1 - Value",
+]  # fmt: skip
+# the country as people type it into Google Contacts -> its region
+GOOGLE_COUNTRIES = [("United States", "US")] * 6 + [("USA", "US"), ("United Kingdom", "GB"),
+    ("United Kingdom", "GB"), ("UK", "GB"), ("Deutschland", "DE"), ("France", "FR"),
+    ("España", "ES"), ("Canada", "CA"), ("Australia", "AU"), ("Ireland", "IE"), ("", "US")]  # fmt: skip
+GOOGLE_MESSY = [
+    # Excel turned the number into a float before the list was imported to Google
+    {"First Name": "Nora", "Last Name": "Float", "E-mail 1 - Label": "* Home", "E-mail 1 - Value": "nora@example.co.uk",
+     "Phone 1 - Label": "Mobile", "Phone 1 - Value": "4.47911E+11", "Address 1 - Country": "United Kingdom"},
+    # an extension E.164 cannot carry
+    {"First Name": "Omar", "Last Name": "Desk", "E-mail 1 - Label": "* Work", "E-mail 1 - Value": "omar@example.com",
+     "Phone 1 - Label": "Work", "Phone 1 - Value": "+1 212 555 0199 ext. 7"},
+    # a British mobile with no country: not a valid US number
+    {"First Name": "Pippa", "Last Name": "Abroad", "E-mail 1 - Label": "* Home", "E-mail 1 - Value": "pippa@example.co.uk",
+     "Phone 1 - Label": "Mobile", "Phone 1 - Value": "07400 123456"},
+    # a typo in the address
+    {"First Name": "Quentin", "Last Name": "Typo", "E-mail 1 - Label": "* Home", "E-mail 1 - Value": "quentin@@example.fr",
+     "Address 1 - Country": "France"},
+]  # fmt: skip
+
+
+def _national(rng: random.Random, region: str) -> str:
+    """A valid mobile number of ``region`` written the national way."""
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    assert example is not None
+    nsn = phonenumbers.national_significant_number(example)
+    for _ in range(50):
+        number = phonenumbers.parse(
+            "+" + str(example.country_code) + nsn[:-4] + f"{rng.randrange(10_000):04d}"
+        )
+        if phonenumbers.is_valid_number(number):
+            break
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def google_contacts(rng: random.Random, n: int = 36) -> list[dict[str, str]]:
+    rows = []
+    for i in range(n):
+        first, last = FIRST[i % len(FIRST)], LAST[(i * 7) % len(LAST)]
+        country, region = rng.choice(GOOGLE_COUNTRIES)
+        local = f"{first}.{last}".lower().replace("'", "")
+        local = local.translate(str.maketrans("áéíóúñüöëé", "aeiounuoee"))
+        row = dict.fromkeys(GOOGLE_HEADER, "") | {
+            "First Name": first,
+            "Last Name": last,
+            "Labels": rng.choice(
+                ["* myContacts", "* myContacts ::: Friends", "* myContacts ::: Work"]
+            ),
+            "E-mail 1 - Label": "* Home",
+            "E-mail 1 - Value": f"{local}@{rng.choice(DOMAINS).lower()}",
+            "Address 1 - Label": "Home" if country else "",
+            "Address 1 - Country": country,
+        }
+        roll = rng.random()
+        if roll < 0.15:  # Google keeps two addresses of one label in one cell
+            row["E-mail 1 - Value"] += f" ::: {first.lower()}@work.example.com"
+        elif roll < 0.35:
+            row["E-mail 2 - Label"], row["E-mail 2 - Value"] = "Work", f"{local}@corp.example.io"
+        mobile = _national(rng, region)
+        roll = rng.random()
+        if roll < 0.3:  # a work line first: the mobile, second, is the one sent
+            row["Phone 1 - Label"], row["Phone 1 - Value"] = "Work", _national(rng, region)
+            row["Phone 2 - Label"], row["Phone 2 - Value"] = "Mobile", mobile
+        elif roll < 0.4:  # a fax is never a phone number to text
+            row["Phone 1 - Label"], row["Phone 1 - Value"] = "Work Fax", _national(rng, region)
+            row["Phone 2 - Label"], row["Phone 2 - Value"] = "* Mobile", mobile
+        elif roll < 0.5:  # two mobiles in one cell
+            row["Phone 1 - Label"] = "Mobile"
+            row["Phone 1 - Value"] = f"{mobile} ::: {_national(rng, region)}"
+        elif roll < 0.9:
+            row["Phone 1 - Label"], row["Phone 1 - Value"] = "Mobile", mobile
+        rows.append(row)
+    for extra in GOOGLE_MESSY:
+        rows.insert(rng.randrange(len(rows)), dict.fromkeys(GOOGLE_HEADER, "") | extra)
+    return rows
 
 
 if __name__ == "__main__":

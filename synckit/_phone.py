@@ -27,7 +27,11 @@ Decisions beyond libphonenumber (documented in :func:`synckit.validate`):
   the default region is retried as ``+`` (``0044 7400 123456`` with region
   US is +447400123456): the default region's own dialling prefix (``011``
   for US) is already understood by libphonenumber, and a national number
-  starting with ``00`` is never valid anyway.
+  starting with ``00`` is never valid anyway. The retry never fires when the
+  text starts with the region's own international prefix as libphonenumber's
+  metadata writes it (AU's ``0011``, BR's ``0021``): libphonenumber has read
+  that prefix already, and reading ``00`` instead would dial another number
+  (``0011-650-253-0000`` in AU is not +1 650 253 0000).
 
 Example:
     >>> import pandas as pd
@@ -49,7 +53,7 @@ import pandas as pd
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
-from synckit import rules
+from synckit import _diagnostics, rules
 
 try:  # pandas keeps text in pyarrow when it is installed; use its RE2 directly
     import pyarrow as _pa
@@ -58,7 +62,17 @@ except ImportError:  # pragma: no cover - pandas without pyarrow: the pandas pat
     _pa = None
     _pc = None
 
-__all__ = ["SMALL_INPUT", "fast_normalize", "normalize_phones", "slow_normalize_one"]
+__all__ = [
+    "CODES",
+    "OTHER_REGIONS",
+    "SMALL_INPUT",
+    "PhoneCheck",
+    "check_phones",
+    "fast_normalize",
+    "normalize_by_region",
+    "normalize_phones",
+    "slow_normalize_one",
+]
 
 _E164 = phonenumbers.PhoneNumberFormat.E164
 _DOUBLE_ZERO = re.compile(r"00\d")
@@ -77,6 +91,53 @@ def _slow_once(text: str, region: str | None) -> tuple[str, str] | None:
     return e164, phonenumbers.region_code_for_number(number) or "ZZ"
 
 
+@cache
+def _idd_pattern(region: str | None) -> re.Pattern[str] | None:
+    """The region's international dialling prefix, from libphonenumber's metadata."""
+    meta = PhoneMetadata.metadata_for_region(region.upper(), None) if region else None
+    idd = getattr(meta, "international_prefix", None)
+    return re.compile(idd) if idd else None
+
+
+def _own_idd(text: str, region: str | None) -> bool:
+    """True when ``text`` starts with ``region``'s own international prefix.
+
+    The test libphonenumber applies while parsing (``_parse_prefix_as_idd``):
+    the prefix matches the start of the digits, and what follows does not
+    start with 0. The ``00`` retry must not re-read such a number.
+    """
+    pattern = _idd_pattern(region)
+    if pattern is None:
+        return False
+    digits = phonenumbers.normalize_digits_only(text)
+    found = pattern.match(digits)
+    return found is not None and not digits[found.end() :].startswith("0")
+
+
+def _own_idd_many(texts: pd.Series, region: str | None) -> np.ndarray:
+    """:func:`_own_idd` for many texts: a vectorised prefilter on the digits, then the
+    exact test (which needs the match's end) for the few that start like the prefix."""
+    pattern = _idd_pattern(region)
+    out = np.zeros(len(texts), dtype=bool)
+    if pattern is None or not len(texts):
+        return out
+    digits = texts.str.replace(r"[^0-9]", "", regex=True)
+    maybe = _regex(digits, pattern.pattern, full=False)
+    # digits beyond ASCII are normalised by libphonenumber only: test those exactly too
+    maybe |= ~np.array(texts.str.isascii().to_numpy(dtype=bool, na_value=True))
+    for i in np.flatnonzero(maybe).tolist():
+        out[i] = _own_idd(str(texts.iat[i]), region)
+    return out
+
+
+def _double_zero_retry(text: str, region: str | None) -> str | None:
+    """``+`` + the rest for a text starting with ``00`` (see the module docstring), else None."""
+    stripped = text.lstrip()
+    if not _DOUBLE_ZERO.match(stripped) or _own_idd(stripped, region):
+        return None
+    return "+" + stripped[2:]
+
+
 def slow_normalize_one(text: str, region: str | None) -> tuple[str, str] | None:
     """(E.164, region) for one phone text, or ``None`` if it is not a valid number.
 
@@ -89,9 +150,9 @@ def slow_normalize_one(text: str, region: str | None) -> tuple[str, str] | None:
     """
     found = _slow_once(text, region)
     if found is None:
-        stripped = text.lstrip()
-        if _DOUBLE_ZERO.match(stripped):
-            found = _slow_once("+" + stripped[2:], region)
+        retry = _double_zero_retry(text, region)
+        if retry is not None:
+            found = _slow_once(retry, region)
     return found
 
 
@@ -644,8 +705,10 @@ def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.
     if len(retry):
         texts = uniq.iloc[retry]
         zz = np.array(texts.str.match(r"\s*00\d").to_numpy(dtype=bool, na_value=False))
-        if zz.any():
-            ridx = retry[zz]
+        ridx = retry[zz]
+        if len(ridx):
+            ridx = ridx[~_own_idd_many(uniq.iloc[ridx].reset_index(drop=True), default_region)]
+        if len(ridx):
             alt = "+" + uniq.iloc[ridx].str.lstrip().str.slice(2)
             e2, r2, d2 = fast_normalize(alt, default_region)
             for j, i in enumerate(ridx):
@@ -669,3 +732,367 @@ def _spread(
     out_e[have] = e164[codes[have]]
     out_r[have] = region[codes[have]]
     return pd.Series(out_e, index=index, dtype="str"), pd.Series(out_r, index=index, dtype="str")
+
+
+# ---------------------------------------------------------------------------
+# per-row regions, and what to tell the user about a number
+
+#: Regions tried, after those the file itself names, when a national number is
+#: invalid in its own region: the contract's SMS countries and other large ones.
+OTHER_REGIONS: Final = (
+    "GB", "US", "DE", "FR", "ES", "IT", "NL", "BE", "AT", "CH", "IE", "PT", "SE", "NO", "DK",
+    "FI", "PL", "CA", "AU", "NZ", "IN", "BR", "MX", "AR", "CO", "CL", "PE", "ZA", "NG", "KE",
+    "EG", "MA", "AE", "SA", "IL", "TR", "RU", "UA", "CN", "HK", "SG", "MY", "PH", "ID", "TH",
+    "VN", "JP", "KR", "PK",
+)  # fmt: skip
+
+#: The codes :func:`check_phones` gives, in the order errors are listed.
+CODES: Final = (
+    "invalid_phone",
+    "phone_scientific",
+    "phone_extension",
+    "phone_other_region",
+    "phone_default_region",
+)
+_SCIENTIFIC: Final = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?[eE]\+?[0-9]+")
+_EXTENSION: Final = re.compile(
+    r"(?i)[0-9)]\s*((?:;\s*ext=|,?\s*(?:ext|extn|extension|x|#|durchwahl|poste)\.?\s*)"
+    r"[0-9]{1,9})\s*$"
+)
+_DIGIT_SHAPE: Final = re.compile(r"'?[0-9][0-9 ().\-/]*")
+
+
+@dataclass
+class PhoneCheck:
+    """What :func:`check_phones` found, one entry per row.
+
+    ``e164``/``region``: the number and its region where libphonenumber calls
+    it valid (NA elsewhere; a ``phone_default_region`` number keeps its
+    reading); ``code``/``message``: ``None`` where valid or missing, else the problem
+    (``invalid_phone`` with the contract's message, or one of synckit's own
+    codes saying why and what to do); ``relied``: valid national numbers read
+    with ``default_region`` because the row had no country of its own.
+    """
+
+    e164: pd.Series
+    region: pd.Series
+    code: np.ndarray
+    message: np.ndarray
+    relied: np.ndarray
+
+
+def normalize_by_region(
+    values: pd.Series, default_region: str | None, row_regions: np.ndarray | None = None
+) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """:func:`normalize_phones` with each row's own region where it has one.
+
+    Returns E.164, region, and the region each row was read with. A number
+    starting with ``+`` does not depend on a region: those are read in one
+    group whatever their row says, so a country column costs one pass per
+    country among the national numbers only.
+    """
+    s = values.reset_index(drop=True)
+    n = len(s)
+    used = np.full(n, default_region, dtype=object)
+    if row_regions is not None:
+        own = np.array([r is not None for r in row_regions], dtype=bool)
+        plus = np.array(s.str.lstrip("' ").str.startswith("+").to_numpy(dtype=bool, na_value=False))
+        used[own & ~plus] = row_regions[own & ~plus]
+    keys = pd.Series(used, dtype=object).fillna("\0").to_numpy()
+    groups = pd.unique(keys)
+    if len(groups) == 1:
+        only = None if groups[0] == "\0" else str(groups[0])
+        e164, region = normalize_phones(s, only)
+        return e164, region, used
+    out_e = np.full(n, None, dtype=object)
+    out_r = np.full(n, None, dtype=object)
+    for group in groups:
+        region_of_group = None if group == "\0" else str(group)
+        sel = np.flatnonzero(keys == group)
+        e, r = normalize_phones(s.iloc[sel], region_of_group)
+        out_e[sel] = _objects_of(e)
+        out_r[sel] = _objects_of(r)
+    return pd.Series(out_e, dtype="str"), pd.Series(out_r, dtype="str"), used
+
+
+def _objects_of(s: pd.Series) -> np.ndarray:
+    out = np.array(s.to_numpy(dtype=object), dtype=object)
+    out[np.asarray(s.isna(), dtype=bool)] = None
+    return out
+
+
+def _explicit(text: str, region: str | None) -> bool:
+    """True when the text names its own country code (``+``, ``00``, the region's exit code)."""
+    stripped = text.lstrip("' ")
+    if stripped.startswith("+"):
+        return True
+    digits = phonenumbers.normalize_digits_only(stripped)
+    return digits.startswith("00") or _own_idd(stripped, region)
+
+
+def _explicit_many(texts: pd.Series, region: str | None) -> np.ndarray:
+    """:func:`_explicit` for many texts: vectorised, with Python only for the few that
+    start like the region's own exit code (its exact test needs the match's end)."""
+    stripped = texts.str.lstrip("' ")
+    out = np.array(stripped.str.startswith("+").to_numpy(dtype=bool, na_value=False))
+    digits = stripped.str.replace(r"[^0-9]", "", regex=True)
+    out |= np.array(digits.str.startswith("00").to_numpy(dtype=bool, na_value=False))
+    pattern = _idd_pattern(region)
+    if pattern is not None:
+        maybe = ~out & _regex(digits, pattern.pattern, full=False)
+        for i in np.flatnonzero(maybe).tolist():
+            out[i] = _explicit(str(texts.iat[i]), region)
+    # digits beyond ASCII (rare): the exact, per-text test
+    odd = ~out & ~np.array(texts.str.isascii().to_numpy(dtype=bool, na_value=True))
+    for i in np.flatnonzero(odd).tolist():
+        out[i] = _explicit(str(texts.iat[i]), region)
+    return out
+
+
+def _international(e164: str) -> str:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:  # pragma: no cover - e164 is valid here
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def _where(region: str | None, own: bool) -> str:
+    if region is None:
+        return "with no region (no country for the row, no default_region)"
+    return f"in {region} (the row's country)" if own else f"in {region} (default_region)"
+
+
+def check_phones(
+    values: pd.Series,
+    default_region: str | None,
+    row_regions: np.ndarray | None = None,
+) -> PhoneCheck:
+    """Normalise phone texts and say what is wrong with each invalid one.
+
+    ``values``: trimmed texts, NA where missing; ``row_regions``: each row's
+    region from its country (``None`` where it has none). Codes, beyond the
+    contract's ``invalid_phone``:
+
+    - ``phone_scientific``: ``4.47911E+11``, a spreadsheet's number format;
+    - ``phone_extension``: ``(555) 123-4567 x12``;
+    - ``phone_other_region``: a national number with no country of its own,
+      invalid where it was read but valid in another region (the regions the
+      frame's own numbers and countries name are tried first, then
+      :data:`OTHER_REGIONS`);
+    - ``phone_default_region``: a bare run of digits (what a spreadsheet
+      leaves of a number cell) read with ``default_region`` although most of
+      the frame's numbers are from another region, where it is valid too once
+      its national prefix is put back: ``2072193000`` is a Maine number under
+      US and London's 020 7219 3000 with its lost 0. Valid for the API, but
+      nothing tells which was meant: rejected with both readings.
+
+    ``relied`` counts the valid national numbers that only ``default_region``
+    placed. Only invalid values (and, for the last check, bare digits) are
+    examined one by one: a clean file pays one extra vectorised pass.
+
+    Example:
+        >>> import pandas as pd
+        >>> c = check_phones(pd.Series(["07400 123456", "4.47911E+11", "(415) 555-2671"]), "US")
+        >>> c.e164.tolist()[2], c.code.tolist()[:2], c.relied.tolist()
+        ('+14155552671', ['phone_other_region', 'phone_scientific'], [False, False, True])
+    """
+    s = values.reset_index(drop=True)
+    n = len(s)
+    e164, region, used = normalize_by_region(s, default_region, row_regions)
+    own = (
+        np.zeros(n, dtype=bool)
+        if row_regions is None
+        else np.array([r is not None for r in row_regions], dtype=bool)
+    )
+    present = np.array(s.notna().to_numpy(dtype=bool))
+    valid = np.array(e164.notna().to_numpy(dtype=bool))
+    code = np.full(n, None, dtype=object)
+    message = np.full(n, None, dtype=object)
+
+    # national numbers: not "+", not "00", not the region's own exit code
+    relied = np.zeros(n, dtype=bool)
+    national_valid = valid & ~own & ~np.array(s.str.lstrip("' ").str.startswith("+").to_numpy(
+        dtype=bool, na_value=False))  # fmt: skip
+    if national_valid.any():
+        relied[np.flatnonzero(national_valid)] = ~_explicit_many(
+            s[national_valid].reset_index(drop=True), default_region
+        )
+
+    # evidence of the frame's regions: numbers placed by their own country code or row
+    counts: dict[str, int] = {}
+    placed = valid & ~relied
+    if placed.any():
+        for reg, count in pd.Series(_objects_of(region)[placed]).value_counts().items():
+            counts[str(reg)] = counts.get(str(reg), 0) + int(count)
+    if row_regions is not None and own.any():
+        for reg, count in pd.Series(row_regions[own]).value_counts().items():
+            counts[str(reg)] = counts.get(str(reg), 0) + int(count)
+
+    bad = present & ~valid
+    if bad.any():
+        elsewhere = _diagnose_invalid(s, bad, used, own, counts, code, message, default_region)
+        # a national number valid only in GB is evidence of a British list
+        for reg, count in pd.Series(elsewhere).dropna().value_counts().items():
+            counts[str(reg)] = counts.get(str(reg), 0) + int(count)
+    if relied.any() and default_region:
+        _doubt_default_region(s, e164, relied, default_region, counts, code, message)
+    # a doubted number keeps its reading (so no other rule reports it again); its
+    # code rejects the row, and it no longer counts as placed by default_region
+    relied &= np.array([c is None for c in code], dtype=bool)
+    return PhoneCheck(e164=e164, region=region, code=code, message=message, relied=relied)
+
+
+def _diagnose_invalid(
+    s: pd.Series,
+    bad: np.ndarray,
+    used: np.ndarray,
+    own: np.ndarray,
+    counts: dict[str, int],
+    code: np.ndarray,
+    message: np.ndarray,
+    default_region: str | None,
+) -> np.ndarray:
+    """Codes and messages for invalid numbers (in place).
+
+    The shapes are told apart by vectorised regexes over all of them; Python
+    runs only per extension (to quote it) and per distinct national number
+    looked up in other regions. Returns, per row, the region a
+    ``phone_other_region`` number is valid in.
+    """
+    out = np.full(len(s), None, dtype=object)
+    idx = np.flatnonzero(bad)
+    texts = s.iloc[idx].reset_index(drop=True)
+    code[idx] = "invalid_phone"
+    message[idx] = rules.message("invalid_phone")
+    scientific = _regex(texts, _SCIENTIFIC.pattern, full=True)
+    code[idx[scientific]] = "phone_scientific"
+    message[idx[scientific]] = _MESSAGE_SCIENTIFIC
+    extension = ~scientific & _search(texts, _EXTENSION.pattern)
+    for i in np.flatnonzero(extension).tolist():
+        text = str(texts.iat[i])
+        found = _EXTENSION.search(text)
+        if found is None or sum(c.isdigit() for c in text[: found.start() + 1]) < 5:
+            continue
+        code[idx[i]] = "phone_extension"
+        message[idx[i]] = _message_extension(found.group(1).strip(" ,;"))
+    # national numbers of a plausible shape, with no country of their own (a row that
+    # names its country has a mistyped number, not a misplaced one): other regions
+    digits = texts.str.replace(r"[^0-9]", "", regex=True)
+    n_digits = np.array(digits.str.len().to_numpy(dtype=np.int64, na_value=0))
+    search = ~scientific & ~extension & ~own[idx] & (n_digits >= 6) & (n_digits <= 15)
+    search &= _regex(texts, _DIGIT_SHAPE.pattern, full=True)
+    if search.any():
+        cand = np.flatnonzero(search)
+        cand = cand[~_explicit_many(texts.iloc[cand].reset_index(drop=True), default_region)]
+        found_at = _valid_elsewhere(sorted({str(texts.iat[i]) for i in cand.tolist()}), counts)
+        for i in cand.tolist():
+            hit = found_at.get(str(texts.iat[i]))
+            reg = used[idx[i]]
+            if hit is None or hit[0] == reg:
+                continue
+            out[idx[i]] = hit[0]
+            code[idx[i]] = "phone_other_region"
+            message[idx[i]] = (
+                f"is not a valid number {_where(reg, False)}, but is valid in {hit[0]} as "
+                f"{_international(hit[1])}: give the row its country (a country column), "
+                "set default_region, or write the number with + and its country code"
+            )
+    return out
+
+
+def _search(s: pd.Series, pattern: str) -> np.ndarray:
+    """Unanchored regex search per value (RE2 for arrow-backed text, as :func:`_regex`)."""
+    if not len(s):
+        return np.zeros(0, dtype=bool)
+    if _pc is not None and getattr(s.dtype, "storage", None) == "pyarrow":
+        res = _pc.match_substring_regex(_pa.array(s.array), pattern).fill_null(False)
+        return np.array(res.to_numpy(zero_copy_only=False), dtype=bool)
+    return np.array(s.str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False))
+
+
+_MESSAGE_SCIENTIFIC: Final = _diagnostics.MESSAGES["phone_scientific"]
+
+
+def _message_extension(ext: str) -> str:
+    return (
+        f"has an extension ({ext!r}), which E.164 cannot hold (sending the number without it "
+        "would ring the switchboard): remove the extension from the cell, or keep it in a "
+        "custom field"
+    )
+
+
+def _valid_elsewhere(texts: list[str], counts: dict[str, int]) -> dict[str, tuple[str, str]]:
+    """Text -> (region, E.164) for texts valid in some region, trying likely regions first.
+
+    Short numbers are valid somewhere (``555-1234`` is a German number), so a
+    region is only proposed for a number written in its full national form:
+    at least 8 digits, starting with the region's national prefix
+    (``07400 123456`` for GB, ``030 1234567`` for DE). A region without one
+    (ES, IT, DK...) is proposed only when the frame's own numbers or
+    countries name it (``counts``).
+    """
+    evidenced = [r for r, _ in sorted(counts.items(), key=lambda kv: -kv[1])]
+    regions = evidenced + [r for r in OTHER_REGIONS if r not in evidenced]
+    regions = [r for r in regions if r in phonenumbers.SUPPORTED_REGIONS]
+    out: dict[str, tuple[str, str]] = {}
+    todo = pd.Series(texts, dtype="str")
+    digits = todo.str.replace(r"[^0-9]", "", regex=True)
+    for reg in regions:
+        if not len(todo):
+            break
+        e, _ = normalize_phones(todo, reg)
+        hit = np.array(e.notna().to_numpy(dtype=bool))
+        meta = PhoneMetadata.metadata_for_region(reg, None)
+        prefix = getattr(meta, "national_prefix", None)
+        full = np.array(digits.str.len().to_numpy(dtype=np.int64)) >= 8
+        if prefix:
+            full &= np.array(digits.str.startswith(prefix).to_numpy(dtype=bool))
+        elif reg not in counts:
+            full[:] = False
+        hit &= full
+        for text, number in zip(todo[hit].tolist(), e[hit].tolist(), strict=True):
+            out[str(text)] = (reg, str(number))
+        todo = todo[~hit].reset_index(drop=True)
+        digits = digits[~hit].reset_index(drop=True)
+    return out
+
+
+def _doubt_default_region(
+    s: pd.Series,
+    e164: pd.Series,
+    relied: np.ndarray,
+    default_region: str,
+    counts: dict[str, int],
+    code: np.ndarray,
+    message: np.ndarray,
+) -> None:
+    """``phone_default_region`` for bare digits that read validly in the frame's main region too."""
+    others = {r: c for r, c in counts.items() if r != default_region}
+    if not others:
+        return
+    main, main_count = max(others.items(), key=lambda kv: kv[1])
+    bare = relied & np.array(s.str.fullmatch(r"[0-9]+").to_numpy(dtype=bool, na_value=False))
+    # the default region's side: its own placed numbers and every formatted national one
+    home = counts.get(default_region, 0) + int((relied & ~bare).sum())
+    if main_count <= home or not bare.any():
+        return
+    meta = PhoneMetadata.metadata_for_region(main, None)
+    prefix = getattr(meta, "national_prefix", None) or ""
+    idx = np.flatnonzero(bare)
+    texts = s.iloc[idx]
+    restored = texts if not prefix else texts.where(texts.str.startswith(prefix), prefix + texts)
+    other_e, _ = normalize_phones(restored.reset_index(drop=True), main)
+    both = np.array(other_e.notna().to_numpy(dtype=bool))
+    home += int((~both).sum())  # bare numbers valid only at home count for home
+    if main_count <= home or not both.any():
+        return
+    for i, other in zip(idx[both], other_e[both].tolist(), strict=True):
+        here = str(e164.iat[int(i)])
+        code[i] = "phone_default_region"
+        message[i] = (
+            f"was read as {_international(here)} with default_region {default_region}, but "
+            f"most numbers here are from {main}, where it is {_international(str(other))} "
+            "(a lost leading 0?): write it with + and its country code, give the row its "
+            "country, or set default_region"
+        )

@@ -67,6 +67,11 @@ _TYPES: Final[Mapping[str, type | tuple[type, ...]]] = {
     "token_env": str,
     "client_id": str,
     "client_secret_env": str,
+    # validate's value options: tables ({field = value}, {field = {from = to}}) or
+    # lists of the CLI's "FIELD=VALUE" / "FIELD:FROM=TO" strings
+    "set": (dict, list),
+    "value": (dict, list),
+    "invalid_fields": str,
 }
 #: Keys a config file may hold (dashes or underscores), as the CLI names them.
 CONFIG_KEYS: Final = frozenset(_TYPES)

@@ -31,11 +31,11 @@ from typing import IO, Any, Final
 import numpy as np
 import pandas as pd
 
+from synckit import _headers, _vcard, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
-from synckit import rules
 from synckit.errors import ConfigError, InputError
 
-__all__ = ["SAMPLE_COLUMNS", "ColumnPlan", "plan_columns", "read_csv"]
+__all__ = ["COUNTRY", "SAMPLE_COLUMNS", "ColumnPlan", "plan_columns", "read_csv"]
 
 #: The header mapping of ``sample_data/contacts.csv`` (used by ``synckit demo`` and the notebooks).
 SAMPLE_COLUMNS: Final[dict[str, str]] = {
@@ -53,14 +53,27 @@ _DELIMITERS: Final = (",", ";", "\t")
 _PANDAS_LINE = re.compile(r"line (\d+)")
 
 
+#: Not a contract field: the column giving each row's region for phone numbers
+#: (an ISO code or a country name). Read, never sent.
+COUNTRY: Final = _headers.COUNTRY
+
+
 @dataclass(frozen=True)
 class ColumnPlan:
     """Where each contract field comes from in a file's header.
 
-    ``fields`` maps contract field -> source header, ``custom`` maps source
-    header -> custom_fields key, ``json_column`` is a source header holding
-    JSON objects, ``ignored`` lists headers that are not sent and
-    ``unmatched`` the keys of ``columns`` that no header matched.
+    ``fields`` maps contract field (or ``country``) -> source header,
+    ``custom`` maps source header -> custom_fields key, ``json_column`` is a
+    source header holding JSON objects, ``ignored`` lists headers that are not
+    sent and ``unmatched`` the keys of ``columns`` that no header matched.
+
+    Recognised export layouts add: ``fallbacks`` (field -> further headers,
+    read in order where the first is empty: ``Home Phone`` after ``Mobile
+    Phone``), ``labels`` (header -> the header naming each row's kind of
+    value, as Google's ``Phone 1 - Label``), ``recognised`` (headers matched by
+    their export spelling rather than by name or ``columns``), ``layout`` (the
+    export named by its headers) and ``suggestions`` (unused header ->
+    ``(field, note)``: "did you mean").
     """
 
     fields: dict[str, str] = field(default_factory=dict)
@@ -68,10 +81,25 @@ class ColumnPlan:
     json_column: str | None = None
     ignored: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    recognised: list[str] = field(default_factory=list)
+    layout: str | None = None
+    suggestions: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
-        return bool(self.fields or self.custom or self.json_column)
+        return bool(set(self.fields) & set(rules.FIELDS) or self.custom or self.json_column)
+
+    def sources(self, target: str) -> list[str]:
+        """The headers feeding ``target``, in the order they are read."""
+        first = self.fields.get(target)
+        return [] if first is None else [first, *self.fallbacks.get(target, [])]
+
+    def mapping(self) -> dict[str, list[str]]:
+        """Target -> headers feeding it (contract order, then ``country``)."""
+        order = [*rules.FIELDS, COUNTRY]
+        return {t: self.sources(t) for t in order if t in self.fields}
 
 
 def _fold(text: str) -> str:
@@ -84,15 +112,24 @@ def plan_columns(
     *,
     custom_prefix: str = "custom.",
     source: str | None = None,
+    recognise: bool = True,
 ) -> ColumnPlan:
     """Decide which header feeds which contract field.
 
     Explicit ``columns`` win (matched exactly, then trimmed and
     case-insensitively); then headers equal to a contract field name; then
-    headers starting with ``custom_prefix``. Two headers for one field is an
-    :class:`~synckit.errors.InputError`; a mapping to something that is not a
-    contract field (or ``custom_prefix`` + key) is a
-    :class:`~synckit.errors.ConfigError`.
+    headers starting with ``custom_prefix``; then, with ``recognise=True``,
+    the spellings of common exports and languages (:mod:`synckit._headers`:
+    Google Contacts, Outlook, Mailchimp, HubSpot, Salesforce, Shopify,
+    vCard; ``phone``, ``Handy``, ``courriel``...). Several recognised columns
+    for one field are read in rank order, each filling in where the ones
+    before are empty (mobile before other phones); a field given in
+    ``columns`` takes no recognised column. A country column becomes
+    ``country`` (each row's phone region; never sent). Two headers named or
+    mapped for one field is an :class:`~synckit.errors.InputError`; a
+    mapping to something that is not a contract field (or ``country``, or
+    ``custom_prefix`` + key) is a :class:`~synckit.errors.ConfigError`.
+    Unused headers close to a known spelling get a suggestion.
 
     Example:
         >>> p = plan_columns(["Mail", "Phone_Number", "custom.plan", "Notes"], {"Mail": "email"})
@@ -102,7 +139,7 @@ def plan_columns(
     columns = dict(columns or {})
     prefix_fold = _fold(custom_prefix) if custom_prefix else None
     for target in columns.values():
-        if target is None or target in rules.FIELDS:
+        if target is None or target in rules.FIELDS or target == COUNTRY:
             continue
         if (
             custom_prefix
@@ -112,7 +149,8 @@ def plan_columns(
             continue
         raise ConfigError(
             f"column mapping target {target!r} is not a contact field "
-            f"(one of {', '.join(rules.FIELDS)}, or {custom_prefix}<key>)"
+            f"(one of {', '.join(rules.FIELDS)}, {COUNTRY} for the phone region, "
+            f"or {custom_prefix}<key>)"
         )
     folded_map = {_fold(k): v for k, v in columns.items()}
     used_keys: set[str] = set()
@@ -146,12 +184,15 @@ def plan_columns(
             )
         fields[target] = header
 
+    given: set[str] = set()  # targets the caller mapped: no recognised column for them
+    rest: list[str] = []  # headers neither mapped, named like a field nor prefixed
     for header in headers:
         text = str(header)
         if text in columns:
             used_keys.add(text)
             if columns[text] is not None:
                 claim(str(columns[text]), text)
+                given.add(str(columns[text]))
             else:
                 ignored.append(text)
             continue
@@ -161,18 +202,75 @@ def plan_columns(
             target = folded_map[folded]
             if target is not None:
                 claim(str(target), text)
+                given.add(str(target))
             else:
                 ignored.append(text)
             continue
-        if folded in rules.FIELDS:
+        if folded in rules.FIELDS or folded == COUNTRY:
             claim(folded, text)
         elif prefix_fold and folded.startswith(prefix_fold) and len(folded) > len(prefix_fold):
             key = text.strip()[len(custom_prefix) :].strip()
             claim(custom_prefix + key, text)
         else:
-            ignored.append(text)
+            rest.append(text)
     unmatched = [k for k in columns if k not in used_keys]
-    return ColumnPlan(fields, custom, json_column, ignored, unmatched)
+    if not recognise:
+        return ColumnPlan(fields, custom, json_column, ignored + rest, unmatched)
+    plan = ColumnPlan(fields, custom, json_column, ignored, unmatched)
+    return _recognise([str(h) for h in headers], rest, plan, given)
+
+
+def _recognise(
+    headers: list[str], rest: list[str], plan: ColumnPlan, given: set[str]
+) -> ColumnPlan:
+    """``plan`` with the export spellings among ``rest`` added (see :func:`plan_columns`)."""
+    keys = {_headers.header_key(h): h for h in reversed(headers)}  # first of a repeat
+    found: dict[str, list[tuple[int, int, str]]] = {}
+    labels: dict[str, str] = {}
+    leftover: list[str] = []
+    seen: set[str] = set()
+    for position, text in enumerate(rest):
+        match = _headers.recognise(text)
+        if match is None or match.target in given or text in seen:
+            leftover.append(text)  # a repeat of a recognised header is not read twice
+            continue
+        seen.add(text)
+        found.setdefault(match.target, []).append((match.rank, position, text))
+        if match.label is not None:
+            for key in (match.label, match.label.replace(" label", " type")):
+                if key in keys:
+                    labels[text] = keys[key]
+                    break
+    fields = dict(plan.fields)
+    fallbacks: dict[str, list[str]] = {}
+    recognised: list[str] = []
+    for target, candidates in found.items():
+        ordered = [text for _, _, text in sorted(candidates)]
+        recognised += ordered
+        if target not in fields:
+            fields[target], ordered = ordered[0], ordered[1:]
+        if ordered:
+            fallbacks[target] = ordered
+    used = set(labels.values())
+    ignored = plan.ignored + [h for h in leftover if h not in used]
+    taken = set(fields) | given
+    suggestions: dict[str, tuple[str, str]] = {}
+    for text in ignored:
+        hint = _headers.suggest(text, taken=taken)
+        if hint is not None and text not in plan.ignored:  # columns=None: the caller's choice
+            suggestions[text] = (hint.target, hint.note)
+    return ColumnPlan(
+        fields=fields,
+        custom=plan.custom,
+        json_column=plan.json_column,
+        ignored=ignored,
+        unmatched=plan.unmatched,
+        fallbacks=fallbacks,
+        labels=labels,
+        recognised=recognised,
+        layout=_headers.detect_layout(headers),
+        suggestions=suggestions,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -408,6 +506,12 @@ def read_csv(
             "this is an Excel workbook, not a CSV: save it as CSV (UTF-8) and read that",
             path=name,
         )
+    if _vcard.looks_like_vcard(opened.sample):
+        # Apple Contacts / iCloud: the cards become a CSV in Google's column layout
+        cards = io.StringIO(_vcard.to_csv(_whole_text(opened), source=name))
+        cards.name = name
+        again = {"custom_prefix": custom_prefix, "chunksize": chunksize, **pandas_kwargs}
+        return read_csv(cards, columns=columns, **again)
     sep = pandas_kwargs.pop("sep", None) or pandas_kwargs.pop("delimiter", None)
     sample = opened.sample
     first_row = 2
@@ -454,6 +558,17 @@ def read_csv(
     return out
 
 
+def _whole_text(opened: _Opened) -> str:
+    """All of an opened source's text (for formats read whole, such as vCard)."""
+    target = opened.target
+    if isinstance(target, (str, os.PathLike)):
+        return Path(target).read_text(encoding=opened.encoding or "utf-8")
+    data = target.read()
+    if isinstance(data, bytes):
+        return data.decode(opened.encoding or "utf-8")
+    return str(data)
+
+
 def _given_headers(sample: str, options: Mapping[str, Any], parsed: list[str]) -> list[str]:
     """The header row as written, where pandas renamed repeats (``email``, ``email.1``).
 
@@ -492,6 +607,11 @@ def _renamed(plan: ColumnPlan, names: Mapping[str, str]) -> ColumnPlan:
         json_column=None if plan.json_column is None else names[plan.json_column],
         ignored=list(plan.ignored),
         unmatched=list(plan.unmatched),
+        fallbacks={f: [names[h] for h in hs] for f, hs in plan.fallbacks.items()},
+        labels={names[h]: names[lab] for h, lab in plan.labels.items()},
+        recognised=list(plan.recognised),
+        layout=plan.layout,
+        suggestions=dict(plan.suggestions),
     )
 
 
@@ -537,13 +657,22 @@ def _chunks(
                 given = _given_headers(sample, options, headers)
                 plan = plan_columns(given, columns, custom_prefix=custom_prefix, source=name)
                 if given != headers:
-                    plan = _renamed(plan, dict(zip(given, headers, strict=True)))
+                    names: dict[str, str] = {}
+                    for written, parsed in zip(given, headers, strict=True):
+                        names.setdefault(written, parsed)  # a repeat is read once: the first
+                    plan = _renamed(plan, names)
                 if not plan.usable:
+                    hints = "".join(
+                        f"; did you mean {h!r} -> {t}? (--map '{h}={t}' / columns={{{h!r}: {t!r}}})"
+                        for h, (t, _) in plan.suggestions.items()
+                    )
                     raise InputError(
                         "no usable column: expected one of "
                         + ", ".join(rules.FIELDS)
-                        + f" (or {custom_prefix}<key>, or a --map/columns= mapping); found "
-                        + ", ".join(repr(h) for h in headers),
+                        + f" or a known export's spelling of them (or {custom_prefix}<key>, "
+                        "or a --map/columns= mapping); found "
+                        + ", ".join(repr(h) for h in headers)
+                        + hints,
                         path=name,
                         line=1,
                     )
@@ -573,21 +702,94 @@ def _shape(raw: pd.DataFrame, plan: ColumnPlan, name: str) -> pd.DataFrame:
     """Drop blank rows, keep mapped fields in contract order, build ``custom_fields``."""
     if len(raw.columns):
         raw = raw[raw.notna().any(axis=1)]
+        footer = _footer_rows(raw)
+        if footer is not None:
+            raw = raw[~footer]
     out = pd.DataFrame(index=raw.index)
-    for fld in rules.FIELDS:
+    for fld in (*rules.FIELDS, COUNTRY):
         if fld in plan.fields:
-            out[fld] = raw[plan.fields[fld]].astype("str")
-    if plan.custom or plan.json_column:
-        out["custom_fields"] = _custom_column(raw, plan)
+            out[fld] = _coalesce(raw, plan, fld)
+        if fld == "custom_fields" and (plan.custom or plan.json_column):
+            out["custom_fields"] = _custom_column(raw, plan)
+    mapping = plan.mapping()
     out.attrs = {
         "source": name,
-        "columns": {src: fld for fld, src in plan.fields.items()},
+        "columns": {src: fld for fld, srcs in mapping.items() for src in srcs},
         "custom_columns": dict(plan.custom),
         "json_column": plan.json_column,
         "ignored_columns": list(plan.ignored),
         "unmatched_columns": list(plan.unmatched),
+        # how the columns were chosen, for Validation's display (plain values: picklable)
+        "mapping": mapping,
+        "labels": dict(plan.labels),
+        "recognised": list(plan.recognised),
+        "layout": plan.layout,
+        "suggestions": {h: list(s) for h, s in plan.suggestions.items()},
     }
     return out
+
+
+def _coalesce(raw: pd.DataFrame, plan: ColumnPlan, target: str) -> pd.Series:
+    """The target's column: its first source, with later ones filling in where it is empty.
+
+    A source with a label column (Google's ``Phone 1 - Label``) is skipped on
+    rows whose label names a fax or pager; for phones, a value labelled mobile
+    is taken before any other on its row.
+    """
+    sources = plan.sources(target)
+    first = raw[sources[0]].astype("str")
+    if len(sources) == 1 and sources[0] not in plan.labels:
+        return first
+    out = np.full(len(raw), None, dtype=object)
+    todo = np.ones(len(raw), dtype=bool)
+    columns: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for header in sources:
+        values = raw[header].astype("str")
+        kinds = _label_kinds(raw, plan.labels.get(header))
+        present = np.array((values.str.strip().fillna("") != "").to_numpy(dtype=bool))
+        columns.append((values.to_numpy(dtype=object), present & (kinds != "never"), kinds))
+    labelled = any(h in plan.labels for h in sources)
+    for wanted in ("mobile", "") if target == "phone_number" and labelled else ("",):
+        for cells, usable, kinds in columns:
+            take = todo & usable
+            if wanted:
+                take &= kinds == wanted
+            out[take] = cells[take]
+            todo &= ~take
+    return pd.Series(out, index=raw.index, dtype="str")
+
+
+def _label_kinds(raw: pd.DataFrame, label: str | None) -> np.ndarray:
+    """Per row: ``"mobile"``, ``"never"`` (fax, pager) or ``""``, from a label column."""
+    if label is None:
+        return np.full(len(raw), "", dtype=object)
+    codes, uniques = pd.factorize(raw[label].fillna(""))
+    kinds = np.array([_headers.label_kind(u) for u in uniques] + [""], dtype=object)
+    return kinds[codes]
+
+
+def _footer_rows(raw: pd.DataFrame) -> np.ndarray | None:
+    """The footer a Salesforce report export appends, as a row mask (or None).
+
+    It is the last rows, each with text in its first cell only: the report's
+    name, Salesforce's copyright line, "Confidential Information - Do Not
+    Distribute", "Generated By: ..." and the company's name. It is found by
+    the copyright line; the report's name is the lone row just before it.
+    """
+    if len(raw) == 0 or len(raw.columns) < 2:
+        return None
+    tail = raw.iloc[-8:]
+    lone = np.array(tail.iloc[:, 1:].isna().all(axis=1).to_numpy(dtype=bool))
+    if not lone[-1]:
+        return None
+    firsts = tail.iloc[:, 0].tolist()
+    marks = [i for i, text in enumerate(firsts) if _headers.is_footer_text(text)]
+    if not marks or not lone[marks[0] :].all():
+        return None
+    start = marks[0] - 1 if marks[0] > 0 and lone[marks[0] - 1] else marks[0]
+    mask = np.zeros(len(raw), dtype=bool)
+    mask[len(raw) - len(tail) + start :] = True
+    return mask
 
 
 def _custom_column(raw: pd.DataFrame, plan: ColumnPlan) -> pd.Series:

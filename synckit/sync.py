@@ -333,6 +333,7 @@ class _Engine:
         retry_failed: bool,
         allow_resubscribe: bool,
         duplicates: str,
+        validate_options: Mapping[str, Any] | None = None,
     ) -> None:
         for name, value in (("batch_size", batch_size), ("workers", workers)):
             # "100" from a form or 2.5 would fail deep inside as a bare TypeError.
@@ -356,6 +357,7 @@ class _Engine:
         self.retry_failed = retry_failed
         self.allow_resubscribe = allow_resubscribe
         self.duplicates = duplicates
+        self.validate_options = dict(validate_options or {})
 
         self.ledger: Ledger | None = None
         self.source: str | None = None
@@ -397,6 +399,7 @@ class _Engine:
         }
         if self.sms_countries is not None:
             kwargs["sms_countries"] = self.sms_countries
+        kwargs.update(self.validate_options)
         return validate(frame, **kwargs)
 
     def _chunks(self, data: Any) -> Iterator[tuple[Validation, pd.DataFrame | None]]:
@@ -706,7 +709,10 @@ class _Engine:
                     "code": pd.Categorical(errors["code"].to_numpy()),
                     "message": pd.Categorical(errors["message"].to_numpy()),
                     "value": (errors["value"].astype("str") if "value" in errors else [None] * n),
-                    "severity": pd.Categorical(["error"] * n),
+                    # validate's warnings (multiple_values, field_dropped...) stay warnings
+                    "severity": pd.Categorical(
+                        errors["severity"].to_numpy() if "severity" in errors else ["error"] * n
+                    ),
                 }
             )
             frame.index = pd.RangeIndex(n)
@@ -1432,6 +1438,7 @@ def upsert(
     allow_resubscribe: bool = False,
     duplicates: str = "last",
     source: str | None = None,
+    validate_options: Mapping[str, Any] | None = None,
 ) -> SyncReport:
     """Create or update every valid row through ``client``; returns a :class:`SyncReport`.
 
@@ -1470,6 +1477,9 @@ def upsert(
       ``allow_resubscribe=True`` turns this off.
     - ``source`` names the input in the ledger's run history (the CLI passes
       the file path).
+    - ``validate_options``: more keyword arguments for :func:`synckit.validate`
+      on DataFrame input (``defaults``, ``values``, ``invalid_fields``,
+      ``region_column``), e.g. ``{"defaults": {"email_consent": "subscribed"}}``.
 
     Empty cells are not sent, so they never clear a value in the platform.
 
@@ -1490,6 +1500,7 @@ def upsert(
         retry_failed=retry_failed,
         allow_resubscribe=allow_resubscribe,
         duplicates=duplicates,
+        validate_options=validate_options,
     )
     engine.source = source
     return engine.run(data)

@@ -11,8 +11,9 @@ Example:
     >>> check = validate(df)
     >>> check.valid.to_dict("index")
     {2: {'email': 'ada@example.com', 'sms_consent': None}}
-    >>> check.errors[["row", "field", "code"]].values.tolist()
-    [[3, 'email', 'invalid_email'], [3, 'sms_consent', 'invalid_choice']]
+    >>> check.errors[["row", "field", "code"]].values.tolist()  # doctest: +NORMALIZE_WHITESPACE
+    [[3, 'email', 'invalid_email'], [3, 'sms_consent', 'invalid_choice'],
+     [3, 'sms_consent', 'sms_country']]
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
-from synckit import _email, _phone, rules
+from synckit import _diagnostics, _email, _phone, _steps, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit._files import CsvExport, csv_export
+from synckit._headers import COUNTRY
+from synckit._steps import InvalidFields
 from synckit.errors import ConfigError
 
 __all__ = [
@@ -46,10 +49,12 @@ __all__ = [
     "validate_file",
 ]
 
-#: Columns of ``Validation.errors``.
-ERROR_COLUMNS: Final = ("row", "field", "code", "message", "value")
+#: Columns of ``Validation.errors``. ``severity``: ``"error"`` (the row is rejected) or
+#: ``"warning"`` (reported; the row is sent), as in ``SyncReport.errors``.
+ERROR_COLUMNS: Final = ("row", "field", "code", "message", "value", "severity")
 _TEXT_FIELDS: Final = tuple(f for f in rules.FIELDS if f != "custom_fields")
 _DUPLICATE_POLICIES: Final = ("last", "error", "keep")
+_WARNING: Final = "#a67c00"  # badge colour of a warning (errors use the report's "failed")
 _PREFIX: Final = "custom."
 
 Duplicates = Literal["last", "error", "keep"]
@@ -76,19 +81,23 @@ def _missing(value: object) -> bool:
 
 
 def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
-    """Counts per (field, code) with the message, example rows and values.
+    """Counts per (field, code, severity) with the message, example rows and values.
 
     ``message`` is the contract's text; where it differs from row to row
     (``duplicate_in_file`` names the kept row) the example rows' distinct
-    messages are joined with ``"; "``.
+    messages are joined with ``"; "``. Errors come first, then warnings, each
+    most frequent first.
     """
-    columns = ["field", "code", "count", "message", "rows", "examples"]
+    columns = ["field", "code", "count", "message", "rows", "examples", "severity"]
     if errors.empty:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}).astype(
             {"count": "int64"}
         )
+    if "severity" not in errors:
+        errors = errors.assign(severity="error")
     out = []
-    for (fld, code), group in errors.groupby(["field", "code"], sort=False):
+    keys = ["field", "code", "severity"]
+    for (fld, code, severity), group in errors.groupby(keys, sort=False, dropna=False):
         rows = group["row"].head(examples).tolist()
         values: list[Any] = []
         seen: set[str] = set()
@@ -102,7 +111,10 @@ def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
                 break
         texts: list[str] = []
         if "message" in group:
-            for text in group["message"].head(examples).tolist():
+            # short messages naming another row are joined; long ones (a number's
+            # diagnosis) would repeat themselves: the first stands for the rest
+            joined = code == "duplicate_in_file"
+            for text in group["message"].head(examples if joined else 1).tolist():
                 if not _missing(text) and str(text) not in texts:
                     texts.append(str(text))
         out.append(
@@ -113,10 +125,18 @@ def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
                 "message": "; ".join(texts),
                 "rows": rows,
                 "examples": values,
+                "severity": severity,
             }
         )
     frame = pd.DataFrame(out, columns=columns)
-    return frame.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
+    return _ordered(frame)
+
+
+def _ordered(summary: pd.DataFrame) -> pd.DataFrame:
+    """Errors before warnings, each most frequent first (stable otherwise)."""
+    warning = (summary["severity"] == "warning").to_numpy(dtype=bool)
+    order = np.lexsort((-summary["count"].to_numpy(dtype=np.int64), warning))
+    return summary.iloc[order].reset_index(drop=True)
 
 
 def _short(value: object, width: int = 40) -> str:
@@ -133,6 +153,101 @@ def _short(value: object, width: int = 40) -> str:
     return text[: width - 1] + "…"
 
 
+@dataclass(frozen=True)
+class SourceColumns:
+    """Which columns of the file fed which field, as :func:`synckit.read_csv` chose them.
+
+    ``mapping``: field (or ``country``) -> headers, read in that order, each
+    filling in where the ones before are empty; ``labels``: header -> the
+    column naming each row's kind (mobile first); ``recognised``: headers
+    matched by their export spelling; ``layout``: the export the headers
+    come from; ``suggestions``: unused header -> ``[field, note]``.
+    """
+
+    mapping: dict[str, list[str]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    recognised: tuple[str, ...] = ()
+    layout: str | None = None
+    suggestions: dict[str, list[str]] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()
+
+    def lines(self) -> list[tuple[str, str, str]]:
+        """(field, headers, note) per mapped field, then ("did you mean", header, note)."""
+        out: list[tuple[str, str, str]] = []
+        for target, headers in self.mapping.items():
+            notes = []
+            if any(h in self.recognised for h in headers):
+                notes.append("recognised")
+            if target == "phone_number" and any(h in self.labels for h in headers):
+                notes.append("a mobile label wins")
+            if len(headers) > 1:
+                notes.append("first non-empty")
+            if target == COUNTRY:
+                notes.append("each row's phone region; not sent")
+            out.append((target, ", ".join(repr(h) for h in headers), "; ".join(notes)))
+        for header, (target, note) in self.suggestions.items():
+            how = f"columns={{{header!r}: {target!r}}} / --map '{header}={target}'"
+            out.append(("did you mean", f"{header!r} -> {target}?", f"{how}; {note}"))
+        return out
+
+    def text(self) -> str:
+        head = "columns" + (f" ({self.layout} layout)" if self.layout else "")
+        head += ", override with columns= / --map:"
+        rows = self.lines()
+        width = max((len(t) for t, _, _ in rows), default=0)
+        body = [
+            f"  {t:<{width}}  <- {h}" + (f"  ({n})" if n else "")
+            if t != "did you mean"
+            else f"  {t}: {h}" + (f"  ({n})" if n else "")
+            for t, h, n in rows
+        ]
+        return "\n".join([head, *body])
+
+    def html(self) -> str:
+        style = "padding:1px 6px;text-align:left;vertical-align:top"
+        cell = f'style="{style}"'
+        rows = "".join(
+            f"<tr><td {cell}>{html.escape(t)}</td><td {cell}>{html.escape(h)}</td>"
+            f'<td style="{style};color:#666">{html.escape(n)}</td></tr>'
+            for t, h, n in self.lines()
+        )
+        title = "Columns" + (f" — {html.escape(self.layout)} layout" if self.layout else "")
+        return (
+            f'<details class="synckit-columns" open><summary><b>{title}</b> '
+            '<span style="color:#666">(override with <code>columns=</code> / '
+            "<code>--map</code>)</span></summary>"
+            f"<table><thead><tr><th>field</th><th>file columns</th><th>note</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></details>"
+        )
+
+
+def _shown_columns(df: pd.DataFrame) -> SourceColumns | None:
+    """The column choices :func:`synckit.read_csv` left in ``df.attrs`` (None for other frames)."""
+    attrs = getattr(df, "attrs", {}) or {}
+    mapping = attrs.get("mapping")
+    if not isinstance(mapping, Mapping):
+        return None
+    return SourceColumns(
+        mapping={str(k): [str(h) for h in v] for k, v in mapping.items()},
+        labels=dict(attrs.get("labels") or {}),
+        recognised=tuple(attrs.get("recognised") or ()),
+        layout=attrs.get("layout"),
+        suggestions={str(k): list(v) for k, v in (attrs.get("suggestions") or {}).items()},
+        ignored=tuple(attrs.get("ignored_columns") or ()),
+    )
+
+
+def _region_note(n_default_region: int, default_region: str | None) -> str | None:
+    if not n_default_region:
+        return None
+    s = "" if n_default_region == 1 else "s"
+    return (
+        f"{n_default_region:,} phone number{s} in national format had no country of "
+        f"{'its' if n_default_region == 1 else 'their'} own and "
+        f"{'was' if n_default_region == 1 else 'were'} read with default_region {default_region}"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class Validation:
     """The outcome of :func:`validate`.
@@ -140,11 +255,16 @@ class Validation:
     - ``valid``: rows ready to send, index ``row`` (spreadsheet row number),
       the contract fields present in the input (in ``rules.FIELDS`` order),
       normalised; missing values are ``None``.
-    - ``errors``: one row per broken rule: ``row``, ``field``, ``code``,
-      ``message`` (the contract's text, or for ``duplicate_in_file`` one that
-      names the kept row), ``value`` (the cell as given).
+    - ``errors``: one row per problem: ``row``, ``field``, ``code``,
+      ``message`` (the contract's text, or synckit's own saying what to do),
+      ``value`` (the cell as given), ``severity`` (``error`` rejects the row,
+      ``warning`` reports something changed or doubtful in a row that is sent).
     - ``invalid``: the failing rows as given, indexed by ``row``.
     - ``ignored_columns``: input columns that are not contract fields.
+    - ``columns``: which file columns fed which field (frames from
+      :func:`synckit.read_csv`; ``None`` otherwise).
+    - ``n_default_region``: phone numbers in national format that had no
+      country of their own, read with ``default_region``.
 
     Example:
         >>> import pandas as pd
@@ -157,6 +277,9 @@ class Validation:
     errors: pd.DataFrame
     invalid: pd.DataFrame
     ignored_columns: tuple[str, ...] = ()
+    columns: SourceColumns | None = None
+    n_default_region: int = 0
+    default_region: str | None = None
 
     @property
     def n_rows(self) -> int:
@@ -171,16 +294,29 @@ class Validation:
         return len(self.invalid)
 
     @property
+    def n_errors(self) -> int:
+        """Problems that rejected a row."""
+        return len(self.errors) - self.n_warnings
+
+    @property
+    def n_warnings(self) -> int:
+        """Problems reported on rows that are sent all the same."""
+        if "severity" not in self.errors:
+            return 0
+        return int((self.errors["severity"] == "warning").sum())
+
+    @property
     def ok(self) -> bool:
-        """True when every row is valid."""
+        """True when every row is valid (warnings or not)."""
         return self.invalid.empty
 
     def summary(self, examples: int = 3) -> pd.DataFrame:
-        """Errors counted per ``field`` and ``code``, most frequent first, with examples."""
+        """Problems counted per ``field``, ``code`` and ``severity`` (errors first, then
+        warnings, most frequent first), with the message and examples."""
         return _summarise(self.errors, examples)
 
     def errors_to_csv(self, path: str | Path, *, file_mode: int | None = None) -> Path:
-        """Write ``errors`` (row, field, code, message, value) as CSV; returns the path.
+        """Write ``errors`` (row, field, code, message, value, severity) as CSV; returns the path.
 
         Cells a spreadsheet would run as formulas (``=HYPERLINK(...)`` in the
         ``value`` column) are escaped with a leading ``'``; the file is created
@@ -191,7 +327,7 @@ class Validation:
             >>> v = validate(pd.DataFrame({"email": ["=1+1"]}))
             >>> p = v.errors_to_csv(os.path.join(tempfile.mkdtemp(), "problems.csv"))
             >>> p.read_text().splitlines()[1]
-            "2,email,invalid_email,must be a valid email address,'=1+1"
+            "2,email,invalid_email,must be a valid email address,'=1+1,error"
         """
         with csv_export(path, columns=list(self.errors.columns), file_mode=file_mode) as out:
             if len(self.errors):
@@ -215,12 +351,25 @@ class Validation:
             out.write(self.invalid, index=True)
         return Path(path)
 
+    def _notes(self) -> list[str]:
+        note = _region_note(self.n_default_region, self.default_region)
+        return [note] if note else []
+
     def __str__(self) -> str:
         text = _text_report(
-            self.n_rows, self.n_valid, self.n_invalid, len(self.errors), self.summary()
+            self.n_rows,
+            self.n_valid,
+            self.n_invalid,
+            self.n_errors,
+            self.summary(),
+            n_warnings=self.n_warnings,
+            notes=self._notes(),
         )
-        if self.ignored_columns:
-            text += "\nignored columns (not sent): " + _names(self.ignored_columns)
+        if self.columns is not None:
+            text += "\n" + self.columns.text()
+        ignored = self.ignored_columns or (self.columns.ignored if self.columns else ())
+        if ignored:
+            text += "\nignored columns (not sent): " + _names(ignored)
         return text
 
     def __repr__(self) -> str:
@@ -234,9 +383,12 @@ class Validation:
             self.n_rows,
             self.n_valid,
             self.n_invalid,
-            len(self.errors),
+            self.n_errors,
             self.summary(),
-            ignored=self.ignored_columns,
+            ignored=self.ignored_columns or (self.columns.ignored if self.columns else ()),
+            n_warnings=self.n_warnings,
+            notes=self._notes(),
+            columns=self.columns,
         )
 
 
@@ -244,10 +396,26 @@ def _names(columns: Iterable[str]) -> str:
     return ", ".join(repr(str(c)) for c in columns)
 
 
+def _counts(n_errors: int, n_warnings: int) -> str:
+    text = f"{n_errors:,} error{'' if n_errors == 1 else 's'}"
+    if n_warnings:
+        text += f", {n_warnings:,} warning{'' if n_warnings == 1 else 's'}"
+    return text
+
+
 def _text_report(
-    n_rows: int, n_valid: int, n_invalid: int, n_errors: int, summary: pd.DataFrame
+    n_rows: int,
+    n_valid: int,
+    n_invalid: int,
+    n_errors: int,
+    summary: pd.DataFrame,
+    *,
+    n_warnings: int = 0,
+    notes: Iterable[str] = (),
 ) -> str:
-    lines = [f"{n_rows} rows: {n_valid} valid, {n_invalid} invalid ({n_errors} errors)"]
+    counted = _counts(n_errors, n_warnings)
+    lines = [f"{n_rows} rows: {n_valid} valid, {n_invalid} invalid ({counted})"]
+    lines += [f"note: {note}" for note in notes]
     if not summary.empty:
         width_f = max(len(str(f)) for f in summary["field"])
         width_c = max(len(str(c)) for c in summary["code"])
@@ -259,8 +427,10 @@ def _text_report(
                     example += f" {_short(rec['examples'][0])}"
                 tail.append(example)
             text = "; ".join(t for t in tail if t)
+            mark = "  " if rec.get("severity", "error") == "error" else "w "
             lines.append(
-                f"  {rec['field']:<{width_f}}  {rec['code']:<{width_c}}  {rec['count']:>7}  {text}"
+                f"{mark}{rec['field']:<{width_f}}  {rec['code']:<{width_c}}  {rec['count']:>7}  "
+                f"{text}"
             )
     return "\n".join(lines)
 
@@ -280,6 +450,9 @@ def _html_report(
     summary: pd.DataFrame,
     *,
     ignored: Iterable[str] = (),
+    n_warnings: int = 0,
+    notes: Iterable[str] = (),
+    columns: SourceColumns | None = None,
 ) -> str:
     from synckit.report import _COLOURS
 
@@ -289,8 +462,12 @@ def _html_report(
         f"<div><b>Validation</b>: {n_rows:,} rows "
         f"{_badge(f'{n_valid:,} valid', _COLOURS['created'])} "
         f"{_badge(f'{n_invalid:,} invalid', _COLOURS['invalid'])} "
-        f"({n_errors:,} errors)</div>"
+        f"({html.escape(_counts(n_errors, n_warnings))})</div>"
     )
+    for note in notes:
+        head += f'<div style="color:#666">note: {html.escape(note)}</div>'
+    if columns is not None:
+        head += columns.html()
     names = _names(ignored)
     if names:
         head += f'<div style="color:#666">ignored columns (not sent): {html.escape(names)}</div>'
@@ -300,7 +477,10 @@ def _html_report(
         "<tr><td {c}>{}</td><td {c}>{}</td><td {r}>{}</td>"
         "<td {c}>{}</td><td {c}>{}</td><td {c}>{}</td></tr>".format(
             html.escape(str(r["field"])),
-            _badge(str(r["code"]), _COLOURS["failed"]),
+            _badge(
+                str(r["code"]),
+                _COLOURS["failed"] if r.get("severity", "error") == "error" else _WARNING,
+            ),
             f"{int(r['count']):,}",
             html.escape(str(r.get("message") or "")),
             html.escape(", ".join(str(x) for x in r["rows"])),
@@ -359,6 +539,44 @@ def _as_text(col: pd.Series) -> pd.Series:
         return col.astype("str")
     values = [_cell_text(v) for v in col.tolist()]
     return pd.Series(values, index=col.index, dtype="str")
+
+
+def _encodable(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(value: object) -> object:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _text_checked(col: pd.Series) -> tuple[pd.Series, np.ndarray | None, pd.Series | None]:
+    """:func:`_as_text`, with cells that are not valid Unicode set aside.
+
+    A lone surrogate (``'test@\\ud800'``, left by decoding bytes with
+    ``surrogateescape`` or slicing UTF-16 text) cannot be stored as text, sent
+    as JSON or written to a report. Such cells come back missing, with a mask
+    of them and their text with the surrogates escaped (for the error's
+    ``value``). Clean columns pay nothing: the check runs only when the
+    conversion fails.
+    """
+    try:
+        return _as_text(col), None, None
+    except UnicodeEncodeError:
+        pass
+    values = col.tolist()
+    broken = np.array([not _encodable(v) for v in values], dtype=bool)
+    shown = [_escaped(v) if bad else None for v, bad in zip(values, broken.tolist(), strict=True)]
+    kept = pd.Series([None if bad else v for v, bad in zip(values, broken.tolist(), strict=True)],
+                     index=col.index, dtype=object)  # fmt: skip
+    return _as_text(kept), broken, pd.Series(shown, dtype=object)
 
 
 def _clean(text: pd.Series) -> pd.Series:
@@ -439,6 +657,7 @@ class _Rule:
     code: str
     value: pd.Series | None
     message: str | np.ndarray | None = None
+    severity: str = "error"  # "warning": reported, the row is still sent
 
 
 def _region(value: str | None) -> str | None:
@@ -461,6 +680,10 @@ def validate(
     default_region: str | None = "US",
     sms_countries: Collection[str] | None = None,
     duplicates: Duplicates = "last",
+    defaults: Mapping[str, str] | None = None,
+    values: Mapping[str, Mapping[str, str | None]] | None = None,
+    invalid_fields: InvalidFields = "reject",
+    region_column: str | None = COUNTRY,
 ) -> Validation:
     """Check every row against the contract's field rules; normalise what is unambiguous.
 
@@ -511,7 +734,7 @@ def validate(
         >>> import pandas as pd
         >>> v = validate(pd.DataFrame({"phone_number": ["(415) 555-2671", "07400 123456"]}))
         >>> v.valid["phone_number"].tolist(), v.errors["code"].tolist()
-        (['+14155552671'], ['invalid_phone'])
+        (['+14155552671'], ['phone_other_region'])
     """
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"validate() takes a pandas DataFrame, not a {type(df).__name__}")
@@ -519,6 +742,11 @@ def validate(
         raise ConfigError(f"duplicates must be one of {_DUPLICATE_POLICIES}, not {duplicates!r}")
     default_region = _region(default_region)
     countries = rules.DEFAULT_SMS_COUNTRIES if sms_countries is None else frozenset(sms_countries)
+    fill, value_maps = _steps.check_options(
+        defaults=defaults, values=values, invalid_fields=invalid_fields, region_column=region_column
+    )
+    shown_columns = _shown_columns(df)
+    df = _steps.with_defaults(df, fill)
     rows = _row_numbers(df)
     n = len(df)
     present_fields = [f for f in rules.FIELDS if f in df.columns]
@@ -530,21 +758,43 @@ def validate(
         for c in df.columns
         if isinstance(c, str) and c.startswith(_PREFIX) and c.strip() != _PREFIX
     ]
-    ignored = tuple(str(c) for c in df.columns if c not in rules.FIELDS and c not in prefixed)
+    ignored = tuple(
+        str(c)
+        for c in df.columns
+        if c not in rules.FIELDS and c not in prefixed and c != region_column
+    )
     if prefixed and "custom_fields" not in present_fields:
         present_fields.append("custom_fields")
 
     raw: dict[str, pd.Series] = {}
     norm: dict[str, pd.Series] = {}
+    rules_out: list[_Rule] = []
+    unreadable: dict[str, np.ndarray] = {}
     for fld in present_fields:
         if fld == "custom_fields":
             continue
-        text = _as_text(df[fld]).reset_index(drop=True)
+        text, broken, shown = _text_checked(df[fld])
+        text = text.reset_index(drop=True)
         raw[fld] = text
         norm[fld] = _clean(text)
+        if broken is not None:
+            unreadable[fld] = broken
+            message = _diagnostics.MESSAGES["invalid_text"]
+            rules_out.append(_Rule(broken, fld, "invalid_text", shown, message))
+        if fld in value_maps:
+            norm[fld] = _steps.map_values(norm[fld], value_maps[fld])
 
     false = np.zeros(n, dtype=bool)
-    rules_out: list[_Rule] = []
+
+    # each row's phone region, from its country cell where the frame has one
+    regions_by_row: np.ndarray | None = None
+    unknown_country = false
+    if region_column is not None and region_column in df.columns:
+        cells = _clean(_text_checked(df[region_column])[0].reset_index(drop=True))
+        cells = _steps.map_values(cells, value_maps.get(region_column, {}))
+        regions_by_row, unknown_country = _steps.row_regions(cells)
+        if not any(r is not None for r in regions_by_row):
+            regions_by_row = None  # no row names a region: one pass, as without the column
 
     def present(fld: str) -> np.ndarray:
         if fld not in norm:
@@ -553,10 +803,18 @@ def validate(
 
     # identifiers
     has_email, has_phone = present("email"), present("phone_number")
-    rules_out.append(_Rule(~has_email & ~has_phone, rules.REQUIRED_FIELD, "required", None))
+    # an identifier cell that is there but unreadable is reported as such, not as missing
+    given_email = has_email | unreadable.get("email", false)
+    given_phone = has_phone | unreadable.get("phone_number", false)
+    rules_out.append(_Rule(~given_email & ~given_phone, rules.REQUIRED_FIELD, "required", None))
 
     email_ok = np.ones(n, dtype=bool)
     if "email" in norm:
+        # several addresses in one cell (Google's " ::: "): the first valid one is sent
+        norm["email"], cut, said = _steps.first_valid(
+            norm["email"], "email", lambda parts, _rows: _email.valid_emails(_lower(parts))
+        )
+        rules_out.append(_multiple("email", cut, said, raw["email"]))
         lowered = _lower(norm["email"])
         norm["email"] = lowered
         codes, uniques = pd.factorize(lowered)
@@ -566,14 +824,33 @@ def validate(
         email_ok = ~has_email | good
         rules_out.append(_Rule(~email_ok, "email", "invalid_email", raw["email"]))
 
-    phone_ok = np.ones(n, dtype=bool)
     region = pd.Series(np.full(n, None, dtype=object), dtype="str")
+    n_default_region = 0
     if "phone_number" in norm:
-        e164, region = _phone.normalize_phones(norm["phone_number"], default_region)
-        e164_ok = np.array(e164.notna().to_numpy(dtype=bool))
-        phone_ok = ~has_phone | e164_ok
+
+        def judge(parts: pd.Series, owners: np.ndarray) -> np.ndarray:
+            own = None if regions_by_row is None else regions_by_row[owners]
+            found = _phone.normalize_by_region(parts, default_region, own)[0]
+            return np.array(found.notna().to_numpy(dtype=bool))
+
+        norm["phone_number"], cut, said = _steps.first_valid(
+            norm["phone_number"], "phone_number", judge
+        )
+        rules_out.append(_multiple("phone_number", cut, said, raw["phone_number"]))
+        checked = _phone.check_phones(norm["phone_number"], default_region, regions_by_row)
+        e164, region = checked.e164, checked.region
+        e164_ok = np.array(e164.notna().to_numpy(dtype=bool)) & (checked.code == None)  # noqa: E711
         norm["phone_number"] = norm["phone_number"].where(~pd.Series(e164_ok), e164)
-        rules_out.append(_Rule(~phone_ok, "phone_number", "invalid_phone", raw["phone_number"]))
+        n_default_region = int(checked.relied.sum())
+        for code in _phone.CODES:
+            mask = checked.code == code
+            told = None if code == "invalid_phone" else checked.message
+            rules_out.append(_Rule(mask, "phone_number", code, raw["phone_number"], told))
+        if unknown_country.any():
+            doubtful = unknown_country & has_phone
+            rules_out.append(
+                _unknown_country(df, region_column, doubtful, raw["phone_number"], default_region)
+            )
 
     for fld, allowed in rules.CHOICES.items():
         if fld not in norm:
@@ -583,11 +860,10 @@ def validate(
         rules_out.append(_Rule(bad, fld, "invalid_choice", raw[fld]))
 
     if "sms_consent" in norm:
-        sms_set = present("sms_consent") & np.array(
-            norm["sms_consent"].isin(rules.SMS_CONSENT_VALUES).to_numpy(dtype=bool)
-        )
+        # as rules.check_contact: any value set (even outside the enum) needs a valid
+        # number from an SMS country; a missing or invalid number has no region
         in_country = np.array(region.isin(list(countries)).to_numpy(dtype=bool)) & has_phone
-        bad = sms_set & phone_ok & ~in_country
+        bad = present("sms_consent") & ~in_country
         rules_out.append(_Rule(bad, "sms_consent", "sms_country", raw["sms_consent"]))
 
     for fld in ("first_name", "last_name"):
@@ -613,9 +889,19 @@ def validate(
         given = pd.Series(given_list, dtype=object)
         rules_out.append(_Rule(bad, "custom_fields", "nested_custom_fields", given))
 
+    if invalid_fields == "drop":
+        dropped = _drop_invalid_fields(rules_out, {f: present(f) for f in norm}, n, raw)
+        for fld, mask in dropped.items():
+            if fld == "custom_fields" and custom_values is not None:
+                for i in np.flatnonzero(mask).tolist():
+                    custom_values[i] = None
+            elif fld in norm:
+                norm[fld] = norm[fld].where(~pd.Series(mask))
+
     failed = np.zeros(n, dtype=bool)
     for rule in rules_out:
-        failed |= rule.mask
+        if rule.severity == "error":
+            failed |= rule.mask
 
     if duplicates != "keep" and ("email" in norm or "phone_number" in norm):
         keys = pd.DataFrame(
@@ -657,7 +943,102 @@ def validate(
     valid.index = pd.Index(rows[ok], name="row")
     invalid = df.iloc[np.flatnonzero(failed)].copy()
     invalid.index = pd.Index(rows[failed], name="row")
-    return Validation(valid=valid, errors=errors, invalid=invalid, ignored_columns=ignored)
+    for fld, broken in unreadable.items():
+        # the cells as given, but with the surrogates escaped: text that a report,
+        # a CSV or pyarrow can hold (the unescaped cell crashes each of them)
+        sel = broken[failed]
+        column = invalid[fld].astype(object)
+        column[sel] = [_escaped(v) for v in column[sel].tolist()]
+        invalid[fld] = column
+    return Validation(
+        valid=valid,
+        errors=errors,
+        invalid=invalid,
+        ignored_columns=ignored,
+        columns=shown_columns,
+        n_default_region=n_default_region,
+        default_region=default_region,
+    )
+
+
+def _multiple(fld: str, cut: np.ndarray, said: np.ndarray, raw: pd.Series) -> _Rule:
+    """The warning for cells cut to their first valid value (:func:`_steps.first_valid`)."""
+    return _Rule(cut, fld, "multiple_values", raw, said, severity="warning")
+
+
+def _unknown_country(
+    df: pd.DataFrame,
+    column: str | None,
+    mask: np.ndarray,
+    raw: pd.Series,
+    default_region: str | None,
+) -> _Rule:
+    """A warning for country cells naming no region, on rows whose national number needed one."""
+    assert column is not None
+    phones = _clean(raw)  # as written: the E.164 text has lost the national form
+    mask = mask.copy()
+    for i in np.flatnonzero(mask).tolist():
+        # a number written with its country code does not need the row's country
+        mask[i] = not _phone._explicit(str(phones.iat[i]), default_region)
+    read_as = f"default_region {default_region}" if default_region else "no region"
+    message = (
+        f"names no country synckit knows, so the phone number was read with {read_as}: write "
+        "an ISO code (GB) or the country's name in English, German, French or Spanish, or "
+        f"map it with values={{{column!r}: {{...}}}}"
+    )
+    cells = pd.Series(df[column].tolist(), dtype=object)
+    return _Rule(mask, column, "unknown_country", cells, message, severity="warning")
+
+
+def _drop_invalid_fields(
+    rules_out: list[_Rule], present: Mapping[str, np.ndarray], n: int, raw: Mapping[str, pd.Series]
+) -> dict[str, np.ndarray]:
+    """``invalid_fields="drop"``: turn droppable errors into warnings (in place).
+
+    Returns, per field, the rows whose cell is left out. A rule's rows that
+    are dropped become a warning copy of it, placed right after it; the rest
+    stay errors. A consent left out only because its field was gets a
+    ``field_dropped`` warning of its own.
+    """
+    bad: dict[str, np.ndarray] = {}
+    for rule in rules_out:
+        if rule.severity == "error" and isinstance(rule.field, str) and rule.field in rules.FIELDS:
+            bad[rule.field] = bad.get(rule.field, np.zeros(n, dtype=bool)) | rule.mask
+    drop = _steps.drop_plan(bad, present, n)
+    out: list[_Rule] = []
+    for rule in rules_out:
+        out.append(rule)
+        mask = drop.get(rule.field) if isinstance(rule.field, str) else None
+        if rule.severity != "error" or mask is None or not (rule.mask & mask).any():
+            continue
+        sent = rule.mask & mask
+        rule.mask = rule.mask & ~mask
+        if rule.message is None:
+            text: str | np.ndarray = rules.message(rule.code, rule.field)
+        else:
+            text = rule.message
+        out.append(
+            _Rule(sent, rule.field, rule.code, rule.value, _dropped_text(text),
+                  severity="warning")
+        )  # fmt: skip
+    for consent, base in _steps.DEPENDS_ON.items():
+        alone = drop.get(consent, np.zeros(n, dtype=bool)) & ~bad.get(consent, np.zeros(n, bool))
+        if alone.any():
+            message = (
+                f"not sent: {base} was left out (invalid), and a consent is never sent "
+                "without the field it is about"
+            )
+            value = raw.get(consent)
+            out.append(_Rule(alone, consent, "field_dropped", value, message, severity="warning"))
+    rules_out[:] = out
+    return drop
+
+
+def _dropped_text(message: str | np.ndarray) -> str | np.ndarray:
+    suffix = "; the row is sent without this field (invalid_fields='drop')"
+    if isinstance(message, np.ndarray):
+        return np.array([None if m is None else str(m) + suffix for m in message], dtype=object)
+    return message + suffix
 
 
 def _custom_scalar(value: Any) -> Any:
@@ -702,6 +1083,7 @@ def _dup_values(fields: np.ndarray, raw: Mapping[str, pd.Series]) -> pd.Series:
 
 def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
     parts = []
+    cells: dict[int, np.ndarray] = {}
     for order, rule in enumerate(rules_out):
         pos = np.flatnonzero(rule.mask)
         if not len(pos):
@@ -720,7 +1102,11 @@ def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
         if rule.value is None:
             value_col = np.full(len(pos), None, dtype=object)
         else:
-            value_col = _objects(rule.value)[pos]
+            # several rules share a column's cells (each phone code): convert them once
+            key = id(rule.value)
+            if key not in cells:
+                cells[key] = _objects(rule.value)
+            value_col = cells[key][pos]
         parts.append(
             pd.DataFrame(
                 {
@@ -731,15 +1117,20 @@ def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
                     "code": rule.code,
                     "message": message_col,
                     "value": value_col,
+                    "severity": rule.severity,
+                    "_warning": rule.severity != "error",
                 }
             )
         )
     if not parts:
         return _empty_errors()
     out = pd.concat(parts, ignore_index=True)
-    out = out.sort_values(["_pos", "_order"], kind="stable").reset_index(drop=True)
+    # a row's errors before its warnings: the first line of a row says why it was rejected
+    out = out.sort_values(["_pos", "_warning", "_order"], kind="stable").reset_index(drop=True)
     out = out[list(ERROR_COLUMNS)]
-    return out.astype({"row": "int64", "field": object, "code": object, "message": object})
+    return out.astype(
+        {"row": "int64", "field": object, "code": object, "message": object, "severity": object}
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -921,13 +1312,32 @@ class FileValidation:
     errors_path: str | None = None
     ignored_columns: list[str] = field(default_factory=list)
     unmatched_columns: list[str] = field(default_factory=list)
+    n_warnings: int = 0
+    n_default_region: int = 0
+    default_region: str | None = None
+    columns: SourceColumns | None = None
 
     @property
     def ok(self) -> bool:
         return self.n_invalid == 0
 
+    def _notes(self) -> list[str]:
+        note = _region_note(self.n_default_region, self.default_region)
+        return [note] if note else []
+
     def __str__(self) -> str:
-        return _text_report(self.n_rows, self.n_valid, self.n_invalid, self.n_errors, self.summary)
+        text = _text_report(
+            self.n_rows,
+            self.n_valid,
+            self.n_invalid,
+            self.n_errors,
+            self.summary,
+            n_warnings=self.n_warnings,
+            notes=self._notes(),
+        )
+        if self.columns is not None:
+            text += "\n" + self.columns.text()
+        return text
 
     def _repr_html_(self) -> str:
         return _html_report(
@@ -937,6 +1347,9 @@ class FileValidation:
             self.n_errors,
             self.summary,
             ignored=self.ignored_columns,
+            n_warnings=self.n_warnings,
+            notes=self._notes(),
+            columns=self.columns,
         )
 
 
@@ -951,12 +1364,17 @@ def validate_file(
     errors_path: str | Path | None = None,
     sample: int = 1000,
     progress: Callable[[int], None] | None = None,
+    defaults: Mapping[str, str] | None = None,
+    values: Mapping[str, Mapping[str, str | None]] | None = None,
+    invalid_fields: InvalidFields = "reject",
+    region_column: str | None = COUNTRY,
 ) -> FileValidation:
     """Validate a CSV in chunks, in bounded memory; optionally write every error to CSV.
 
     Duplicates are found across the whole file (the normalised email and
     phone of valid rows are kept, not the rows). Error rows are written
-    chunk by chunk, then the ``duplicate_in_file`` ones at the end.
+    chunk by chunk, then the ``duplicate_in_file`` ones at the end. The other
+    options are :func:`validate`'s, applied to every chunk.
 
     Example:
         >>> import io
@@ -967,7 +1385,12 @@ def validate_file(
     from synckit.io import read_csv
 
     default_region = _region(default_region)  # a bad option fails before any reading
-    result = FileValidation(source=str(getattr(source, "name", source)))
+    _steps.check_options(
+        defaults=defaults, values=values, invalid_fields=invalid_fields, region_column=region_column
+    )
+    result = FileValidation(
+        source=str(getattr(source, "name", source)), default_region=default_region
+    )
     chunks = read_csv(source, columns=columns, chunksize=chunksize)
     assert isinstance(chunks, Iterator)
     keys: list[pd.DataFrame] = []
@@ -987,9 +1410,13 @@ def validate_file(
         nonlocal sampled
         if errors.empty:
             return
-        result.n_errors += len(errors)
-        summaries.append(errors[["field", "code", "row", "message", "value"]].head(sample))
-        counts.append(errors.groupby(["field", "code"], sort=False).size())
+        warned = int((errors["severity"] == "warning").sum())
+        result.n_errors += len(errors) - warned
+        summaries.append(
+            errors[["field", "code", "row", "message", "value", "severity"]].head(sample)
+        )
+        counts.append(errors.groupby(["field", "code", "severity"], sort=False).size())
+        result.n_warnings += warned
         if sampled < sample:
             sample_parts.append(errors.head(sample - sampled))
             sampled += min(len(errors), sample - sampled)
@@ -1004,8 +1431,18 @@ def validate_file(
                 result.ignored_columns = list(chunk.attrs.get("ignored_columns", []))
                 result.unmatched_columns = list(chunk.attrs.get("unmatched_columns", []))
             check = validate(
-                chunk, default_region=default_region, sms_countries=sms_countries, duplicates="keep"
+                chunk,
+                default_region=default_region,
+                sms_countries=sms_countries,
+                duplicates="keep",
+                defaults=defaults,
+                values=values,
+                invalid_fields=invalid_fields,
+                region_column=region_column,
             )
+            result.n_default_region += check.n_default_region
+            if result.columns is None:
+                result.columns = check.columns
             result.n_rows += check.n_rows
             result.n_valid += check.n_valid
             result.n_invalid += check.n_invalid
@@ -1022,16 +1459,17 @@ def validate_file(
             all_keys = pd.concat(keys, ignore_index=True)
             dup = find_duplicates(all_keys, policy=duplicates)
             if not dup.empty:
-                values = []
+                dup_values = []
                 for pos, fld in zip(dup["_pos"].tolist(), dup["field"].tolist(), strict=True):
-                    values.append(all_keys[fld].iat[pos] if fld in all_keys else None)
+                    dup_values.append(all_keys[fld].iat[pos] if fld in all_keys else None)
                 errors = pd.DataFrame(
                     {
                         "row": dup["row"].astype("int64"),
                         "field": dup["field"],
                         "code": "duplicate_in_file",
                         "message": dup["message"],
-                        "value": values,
+                        "value": dup_values,
+                        "severity": "error",
                     }
                 )
                 emit(errors)
@@ -1049,8 +1487,7 @@ def _merge_summaries(parts: Iterable[pd.DataFrame], counts: Iterable[pd.Series])
     if not frames:
         return _summarise(_empty_errors())
     examples = _summarise(pd.concat(frames, ignore_index=True))
-    total = pd.concat(list(counts)).groupby(level=[0, 1]).sum()
-    examples["count"] = [
-        int(total.get((f, c), 0)) for f, c in zip(examples["field"], examples["code"], strict=True)
-    ]
-    return examples.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
+    total = pd.concat(list(counts)).groupby(level=[0, 1, 2]).sum()
+    keys = zip(examples["field"], examples["code"], examples["severity"], strict=True)
+    examples["count"] = [int(total.get(key, 0)) for key in keys]
+    return _ordered(examples)

@@ -122,6 +122,25 @@ def test_double_zero_prefix_is_retried_as_plus() -> None:
     assert region.tolist() == ["GB", "DE"]
 
 
+@pytest.mark.parametrize("small_input", [0, 10**9], ids=["vectorised", "per-number"])
+def test_double_zero_retry_never_rereads_the_regions_own_prefix(
+    small_input: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AU dials out with 0011: "0011-650-253-0000" is not +1 650 253 0000 read through "00"."""
+    monkeypatch.setattr(_phone, "SMALL_INPUT", small_input)
+    texts = pd.Series(["0011-650-253-0000", "0011 44 7400 123456", "0044 7400 123456"])
+    e164, _ = normalize_phones(texts, "AU")
+    # 0011 is AU's own prefix: the first is +65 0253 0000 to libphonenumber (invalid), the
+    # second +44 7400 123456; "0044" is not an AU prefix, so the retry reads it as +44
+    assert e164.tolist()[1:] == ["+447400123456", "+447400123456"] and pd.isna(e164.iloc[0])
+    assert slow_normalize_one("0011-650-253-0000", "AU") is None
+    # where 00 is not the region's own prefix the retry still helps (US dials out with 011)
+    assert normalize_phones(pd.Series(["0044 7400 123456"]), "US")[0].tolist() == ["+447400123456"]
+    # the prefix comes from libphonenumber's metadata, not from a list of ours
+    assert _phone._own_idd("0011 650", "AU") and not _phone._own_idd("0044 7400", "AU")
+    assert _phone._own_idd("011 44 7400", "US") and not _phone._own_idd("0044 7400", "US")
+
+
 def test_regions_of_shared_country_codes() -> None:
     texts = ["+44 7911 123456", "+44 7400 123456", "+44 7624 123456", "+1 809 555 1234",
              "+1 416 555 0100", "+1 787 555 0100", "+7 701 234 5678", "+7 912 345 6789"]  # fmt: skip

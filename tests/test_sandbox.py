@@ -326,6 +326,7 @@ def test_all_broken_rules_in_one_422(sandbox: Sandbox) -> None:
         ("phone_number", MSG_PHONE),
         ("email_consent", MSG_EMAIL_CONSENT),
         ("sms_consent", MSG_SMS_CONSENT),
+        ("sms_consent", MSG_SMS_COUNTRY),  # set, and "+1 555" is from no country
         ("first_name", MSG_NAME),
         ("last_name", MSG_NAME),
         ("custom_fields", MSG_CUSTOM),

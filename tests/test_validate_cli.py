@@ -40,7 +40,7 @@ def test_some_invalid_exits_1_and_writes_errors(
     frame = pd.read_csv(errors, dtype=str)
     assert frame.to_dict("records") == [
         {"row": "3", "field": "email", "code": "invalid_email",
-         "message": "must be a valid email address", "value": "bad"}
+         "message": "must be a valid email address", "value": "bad", "severity": "error"}
     ]  # fmt: skip
 
 
@@ -97,7 +97,7 @@ def test_sample_file_via_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "invalid_phone" in proc.stdout and "duplicate_in_file" in proc.stdout
     frame = pd.read_csv(errors)
-    assert set(frame.columns) == {"row", "field", "code", "message", "value"}
+    assert set(frame.columns) == {"row", "field", "code", "message", "value", "severity"}
     assert (frame["row"] >= 2).all()
 
 

@@ -11,6 +11,7 @@ Secrets come only from the environment (``SYNCKIT_TOKEN``,
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -41,6 +42,9 @@ _DEFAULTS: dict[str, Any] = {
     "allow_insecure_http": False,
     "log_format": "text",
     "chunk_size": DEFAULT_CHUNK_ROWS,
+    "set": None,
+    "value": None,
+    "invalid_fields": "reject",
 }
 
 
@@ -99,6 +103,9 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     p.add_argument("--config", metavar="PATH", help="TOML file with any of these options")
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (text)")
+    from synckit.cli._validate import add_value_options
+
+    add_value_options(p)
     p.set_defaults(func=run, _sync_parser=p)
 
 
@@ -226,9 +233,21 @@ def run(args: argparse.Namespace) -> int:
     if opts["retry_failed"] and not opts["state"]:
         raise ConfigError("--retry-failed needs --state PATH (the ledger of earlier runs)")
 
+    from synckit._steps import check_options
+    from synckit.cli._validate import constants, value_maps
+
+    validate_options: dict[str, Any] = {
+        "defaults": constants(opts["set"]),
+        "values": value_maps(opts["value"]),
+        "invalid_fields": str(opts["invalid_fields"]),
+    }
+    # bad values fail here, before any request or ledger entry
+    check_options(region_column="country", **validate_options)
     _use_system_allocator_for_arrow()
     client = make_client(opts)
-    chunks = read_csv(source, columns=_mapping(opts["map"]), chunksize=int(opts["chunk_size"]))
+    chunks = _shown(
+        read_csv(source, columns=_mapping(opts["map"]), chunksize=int(opts["chunk_size"])), fmt
+    )
     try:
         report = upsert(
             chunks,
@@ -242,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
             retry_failed=bool(opts["retry_failed"]),
             allow_resubscribe=bool(opts["allow_resubscribe"]),
             source=str(source),
+            validate_options=validate_options,
         )
     except KeyboardInterrupt as exc:
         interrupted = getattr(exc, "report", None) or last_report()
@@ -265,6 +285,28 @@ def run(args: argparse.Namespace) -> int:
     _write(report, report_path, fmt)
     _log_result(report, fmt)
     return int(report.exit_code())
+
+
+def _shown(chunks: Any, fmt: str) -> Any:
+    """The chunks, telling which columns feed which field before the first is sent:
+    printed to stderr, or one ``columns`` log record with ``--log-format json``."""
+    from synckit.validation import _shown_columns
+
+    for i, chunk in enumerate(chunks):
+        columns = _shown_columns(chunk) if i == 0 else None
+        if columns is not None and fmt == "json":
+            logging.getLogger("synckit.cli").info(
+                "columns",
+                extra={
+                    "event": "columns",
+                    "layout": columns.layout,
+                    "mapping": columns.mapping,
+                    "suggestions": columns.suggestions,
+                },
+            )
+        elif columns is not None:
+            print(columns.text(), file=sys.stderr)
+        yield chunk
 
 
 def _log_result(report: Any, fmt: str) -> None:

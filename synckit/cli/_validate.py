@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from synckit.errors import ConfigError
 
@@ -20,6 +22,76 @@ def _mapping(pairs: list[str] | None) -> dict[str, str | None]:
             raise ConfigError(f"--map expects SRC=FIELD, got {pair!r}")
         out[source] = target.strip() or None
     return out
+
+
+def constants(pairs: Any) -> dict[str, str]:
+    """``--set FIELD=VALUE`` (repeatable) as validate's ``defaults``; a TOML table passes through.
+
+    Example:
+        >>> constants(["email_consent=subscribed", "custom.source = shop"])
+        {'email_consent': 'subscribed', 'custom.source': 'shop'}
+    """
+    if isinstance(pairs, Mapping):
+        return {str(k): str(v) for k, v in pairs.items()}
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        target, sep, value = str(pair).partition("=")
+        if not sep or not target.strip() or not value.strip():
+            raise ConfigError(f"--set expects FIELD=VALUE, got {pair!r}")
+        out[target.strip()] = value.strip()
+    return out
+
+
+def value_maps(items: Any) -> dict[str, dict[str, str | None]]:
+    """``--value FIELD:FROM=TO`` (repeatable) as validate's ``values``; TO may be empty
+    (the cell is then left empty). A TOML table ``{field = {from = to}}`` passes through.
+
+    Example:
+        >>> value_maps(["email_consent:yes=subscribed", "email_consent:no=", "country:UK=GB"])
+        {'email_consent': {'yes': 'subscribed', 'no': None}, 'country': {'UK': 'GB'}}
+    """
+    if isinstance(items, Mapping):
+        tables: dict[str, dict[str, str | None]] = {}
+        for target, table in items.items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"value.{target} must be a table {{from = to}}, not {table!r}")
+            tables[str(target)] = {str(k): str(v).strip() or None for k, v in table.items()}
+        return tables
+    out: dict[str, dict[str, str | None]] = {}
+    for item in items or []:
+        target, colon, rest = str(item).partition(":")
+        source, sep, value = rest.rpartition("=")
+        if not colon or not sep or not target.strip() or not source.strip():
+            raise ConfigError(
+                f"--value expects FIELD:FROM=TO (e.g. email_consent:yes=subscribed), got {item!r}"
+            )
+        out.setdefault(target.strip(), {})[source.strip()] = value.strip() or None
+    return out
+
+
+def add_value_options(parser: argparse.ArgumentParser) -> None:
+    """The value options ``validate`` and ``sync`` share (default None: a config may set them)."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="a constant for the field's empty cells, e.g. --set email_consent=subscribed "
+        "(repeatable; first_name, last_name, the consents, or custom.<key>)",
+    )
+    parser.add_argument(
+        "--value",
+        action="append",
+        metavar="FIELD:FROM=TO",
+        help="map one value of a column, e.g. --value email_consent:yes=subscribed "
+        "(repeatable; matched ignoring case and spaces; an empty TO empties the cell)",
+    )
+    parser.add_argument(
+        "--invalid-fields",
+        choices=("reject", "drop"),
+        default=None,
+        help="a row with an invalid optional field: reject the row (default), or send it "
+        "without that field (drop; it still needs a valid email or phone)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,6 +133,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--chunksize", type=int, default=50_000, help="rows per chunk (default: 50000)"
     )
+    add_value_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -96,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
         duplicates=args.duplicates,
         chunksize=args.chunksize,
         errors_path=args.errors,
+        defaults=constants(args.set),
+        values=value_maps(args.value),
+        invalid_fields=args.invalid_fields or "reject",
     )
     print(f"{args.file}: {result}")
     if result.unmatched_columns:
@@ -104,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     if result.ignored_columns:
         names = ", ".join(repr(c) for c in result.ignored_columns)
         print(f"ignored columns (not sent): {names}")
+
     if result.errors_path:
         print(f"errors written to {result.errors_path}")
     return 0 if result.ok else 1
