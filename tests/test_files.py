@@ -227,5 +227,5 @@ def test_empty_exports_still_have_a_header(tmp_path: Path) -> None:
     assert rep.errors_to_csv(tmp_path / "e.csv").read_text().startswith("row,stage,field,code")
     check = validate(pd.DataFrame({"email": ["a@example.com"]}))
     assert check.errors_to_csv(tmp_path / "v.csv").read_text().strip() == (
-        "row,field,code,message,value"
+        "row,field,code,message,value,severity"
     )
