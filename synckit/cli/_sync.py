@@ -31,7 +31,7 @@ _DEFAULTS: dict[str, Any] = {
     "map": None,
     "region": "US",
     "batch_size": 100,
-    "workers": 8,
+    "workers": None,  # the client's max_concurrency (64); requests in flight adapt below it
     "report": None,
     "dry_run": False,
     "no_progress": False,
@@ -74,7 +74,12 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     p.add_argument("--region", metavar="R", help="default region for national phone numbers (US)")
     p.add_argument("--batch-size", type=int, metavar="N", help="rows per batch (100)")
-    p.add_argument("--workers", type=int, metavar="N", help="concurrent requests (8)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="most requests in flight (64); within it the number adapts to the rate limit",
+    )
     p.add_argument("--chunk-size", type=int, metavar="N", help="rows read per chunk (20000)")
     p.add_argument("--report", metavar="PATH", help="report CSV (default <stem>.report.csv)")
     p.add_argument(
@@ -124,11 +129,20 @@ def _mapping(pairs: Any) -> dict[str, str] | None:
     return out
 
 
+def _client_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """Client options other than the credential: the in-flight cap."""
+    extra: dict[str, Any] = {}
+    if opts.get("workers") is not None:
+        extra["max_concurrency"] = int(opts["workers"])
+    return extra
+
+
 def make_client(opts: dict[str, Any]) -> Any:
     """The API client the options describe; secrets only from the environment."""
     from synckit.client import Client
 
     env = os.environ
+    extra = _client_options(opts)
     base_url = opts.get("base_url") or env.get("SYNCKIT_BASE_URL")
     if not base_url:
         raise ConfigError("no API base URL: pass --base-url or set SYNCKIT_BASE_URL")
@@ -141,7 +155,7 @@ def make_client(opts: dict[str, Any]) -> Any:
         token = env.get(token_env)
         if not token:
             raise ConfigError(f"--token-env {token_env}: that environment variable is not set")
-        return Client(base_url, token=token)
+        return Client(base_url, token=token, **extra)
     if client_id or secret_env:
         client_id = client_id or env.get("SYNCKIT_CLIENT_ID")
         secret_var = secret_env or "SYNCKIT_CLIENT_SECRET"
@@ -152,13 +166,13 @@ def make_client(opts: dict[str, Any]) -> Any:
             raise ConfigError(
                 f"OAuth needs the client secret in the environment variable {secret_var}"
             )
-        return Client(base_url, client_id=client_id, client_secret=secret)
+        return Client(base_url, client_id=client_id, client_secret=secret, **extra)
     token = env.get("SYNCKIT_TOKEN")
     if token:
-        return Client(base_url, token=token)
+        return Client(base_url, token=token, **extra)
     cid, secret = env.get("SYNCKIT_CLIENT_ID"), env.get("SYNCKIT_CLIENT_SECRET")
     if cid and secret:
-        return Client(base_url, client_id=cid, client_secret=secret)
+        return Client(base_url, client_id=cid, client_secret=secret, **extra)
     raise ConfigError(
         "no credentials: set SYNCKIT_TOKEN (or --token-env VAR), or SYNCKIT_CLIENT_ID and "
         "SYNCKIT_CLIENT_SECRET (or --client-id ID --client-secret-env VAR)"
@@ -212,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("no such file", path=str(source))
     report_path = Path(opts["report"]) if opts["report"] else default_report_path(source)
     for name in ("batch_size", "workers", "chunk_size"):
-        if int(opts[name]) < 1:
+        if opts[name] is not None and int(opts[name]) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     if opts["retry_failed"] and not opts["state"]:
         raise ConfigError("--retry-failed needs --state PATH (the ledger of earlier runs)")
@@ -225,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
             chunks,
             client,
             batch_size=int(opts["batch_size"]),
-            workers=int(opts["workers"]),
+            workers=None if opts["workers"] is None else int(opts["workers"]),
             dry_run=bool(opts["dry_run"]),
             progress=not opts["no_progress"],
             default_region=str(opts["region"]),
