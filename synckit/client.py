@@ -2,8 +2,9 @@
 
 One client is meant to be shared by many threads: it holds one
 ``requests.Session`` whose pool fits ``pool_size`` concurrent requests, one
-credential (renewed by one thread at a time), one rate pacer and one
-adaptive limit on the requests in flight. Every call is bounded in attempts and time;
+credential (renewed by one thread at a time), one rate pacer (optionally
+drawing on a budget shared with other processes and hosts) and one adaptive
+limit on the requests in flight. Every call is bounded in attempts and time;
 retries follow contract section 6.
 
 Example:
@@ -127,7 +128,11 @@ class Client:
     ``max_retry_time`` the seconds spent retrying it (a started request may
     still run its ``timeout``); ``rate_limit`` (requests per second) caps the
     pace for all threads together, and the server's ``X-RateLimit-Limit``
-    lowers it; ``max_concurrency`` caps the requests in flight, and within it
+    lowers it; ``rate_store`` shares that budget with every other client on
+    the same credential and base URL: a directory path for processes on one
+    host, ``redis://host:port/N`` for several hosts (checked at once: a
+    :class:`~synckit.errors.ConfigError` if it cannot be reached);
+    ``max_concurrency`` caps the requests in flight, and within it
     :attr:`concurrency` follows what the limit needs (limit x latency), or
     stays at the cap with ``adaptive_concurrency=False``; ``session`` lets
     you bring your own ``requests.Session`` (its adapters are then left as
@@ -170,6 +175,7 @@ class Client:
         max_retry_after: float = 60.0,
         max_concurrency: int = 64,
         adaptive_concurrency: bool = True,
+        rate_store: Any = None,
     ) -> None:
         if not base_url or urlsplit(base_url).scheme not in ("http", "https"):
             raise ConfigError(
@@ -232,7 +238,17 @@ class Client:
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._generation = 0
-        self._pacer = RatePacer(rate_limit)
+        budget = None
+        self._rate_store = None
+        if rate_store is not None:
+            from synckit._ratestore import budget_key, describe_store, open_budget
+
+            # Jobs on the same credential and endpoint share one budget; the
+            # key is a hash, so no secret lands in a Redis key or file name.
+            credential = f"token:{token}" if token else f"oauth:{client_id}"
+            budget = open_budget(rate_store, key=budget_key(base_url, credential))
+            self._rate_store = describe_store(rate_store)
+        self._pacer = RatePacer(rate_limit, budget=budget)
         pacer = self._pacer
         self._concurrency = AdaptiveConcurrency(
             ceiling=max_concurrency, rate=lambda: pacer.rate, adaptive=adaptive_concurrency
@@ -323,6 +339,11 @@ class Client:
         return self._concurrency
 
     @property
+    def rate_store(self) -> str | None:
+        """The shared budget's location as it may be shown (no password), or None."""
+        return self._rate_store
+
+    @property
     def last_call(self) -> CallInfo | None:
         """This thread's last completed call (success or failure), or None."""
         return getattr(self._local, "call", None)
@@ -330,11 +351,14 @@ class Client:
     def __repr__(self) -> str:
         user_limit = self._pacer.user_limit
         extra = f", rate_limit={user_limit!r}" if user_limit else ""
+        if self._rate_store:
+            extra += f", rate_store={self._rate_store!r}"
         return f"Client({self._shown_url!r}, auth={self.auth_kind!r}{extra})"
 
     def close(self) -> None:
         """Close the connection pool (only when the client created the session)."""
         self._closed = True
+        self._pacer.close()
         if self._owns_session:
             self._session.close()
 

@@ -32,6 +32,7 @@ _DEFAULTS: dict[str, Any] = {
     "region": "US",
     "batch_size": 100,
     "workers": None,  # the client's max_concurrency (64); requests in flight adapt below it
+    "rate_store": None,
     "report": None,
     "dry_run": False,
     "no_progress": False,
@@ -79,6 +80,13 @@ def register(subparsers: Any) -> None:
         type=int,
         metavar="N",
         help="most requests in flight (64); within it the number adapts to the rate limit",
+    )
+    p.add_argument(
+        "--rate-store",
+        metavar="DIR|URL",
+        help="share one rate budget with other jobs on the same credential: a directory "
+        "(processes on this host) or redis://host:port/N (several hosts); a Redis password "
+        "comes from SYNCKIT_RATE_STORE_PASSWORD",
     )
     p.add_argument("--chunk-size", type=int, metavar="N", help="rows read per chunk (20000)")
     p.add_argument("--report", metavar="PATH", help="report CSV (default <stem>.report.csv)")
@@ -130,11 +138,34 @@ def _mapping(pairs: Any) -> dict[str, str] | None:
 
 
 def _client_options(opts: dict[str, Any]) -> dict[str, Any]:
-    """Client options other than the credential: the in-flight cap."""
+    """Client options other than the credential: the in-flight cap and a shared budget."""
     extra: dict[str, Any] = {}
     if opts.get("workers") is not None:
         extra["max_concurrency"] = int(opts["workers"])
+    store = opts.get("rate_store")
+    if store:
+        extra["rate_store"] = _rate_store_url(str(store))
     return extra
+
+
+def _rate_store_url(store: str) -> str:
+    """``store`` with the Redis password from ``SYNCKIT_RATE_STORE_PASSWORD`` (never typed)."""
+    from urllib.parse import quote, urlsplit
+
+    if not store.startswith(("redis://", "rediss://")):
+        return store
+    parts = urlsplit(store)
+    if parts.password is not None:
+        raise ConfigError(
+            "rate_store: no password in the URL (it would show in the process list or sit in "
+            "a config file); set SYNCKIT_RATE_STORE_PASSWORD instead"
+        )
+    password = os.environ.get("SYNCKIT_RATE_STORE_PASSWORD")
+    if not password:
+        return store
+    user = quote(parts.username or "", safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def make_client(opts: dict[str, Any]) -> Any:
