@@ -126,11 +126,11 @@ def test_gate_holds_at_the_limit_and_serves_waiters_in_order() -> None:
         order.append(name)
         c.release(0.01)
 
-    first = threading.Thread(target=wait_then_note, args=("first",))
+    first = threading.Thread(target=wait_then_note, args=("first",), daemon=True)
     first.start()
     while not c._waiters:
         time.sleep(0.001)
-    second = threading.Thread(target=wait_then_note, args=("second",))
+    second = threading.Thread(target=wait_then_note, args=("second",), daemon=True)
     second.start()
     while len(c._waiters) < 2:
         time.sleep(0.001)
@@ -157,7 +157,7 @@ def test_a_larger_limit_lets_several_waiters_in_at_once() -> None:
         c.acquire()
         entered.release()
 
-    threads = [threading.Thread(target=enter) for _ in range(3)]
+    threads = [threading.Thread(target=enter, daemon=True) for _ in range(3)]
     for t in threads:
         t.start()
     while len(c._waiters) < 3:
@@ -205,8 +205,9 @@ def test_defaults_keep_what_the_limit_needs_in_flight(sandbox_factory: Factory) 
         report = synckit.upsert(frame, client, progress=False)
         limit = client.concurrency.limit
     assert report.counts()["created"] == 150
-    # 95/s x >= 0.2 s x 1.25 + 2 >= 25.75 (a slower loaded machine only raises it)
-    assert 25 <= limit <= 64
+    # 95/s x 0.2 s x 1.25 + 2 = 25.75; a loaded machine's slower answers raise
+    # it a little, but it follows the need, not the ceiling (64).
+    assert 25 <= limit <= 45
     log = sb.request_log()
     times = sorted(r.time for r in log if r.method == "POST")
     # More than 8 requests arrived within one 200 ms latency: more than the old 8 in flight.
