@@ -155,7 +155,7 @@ def _rate_store_url(store: str) -> str:
     if not store.startswith(("redis://", "rediss://")):
         return store
     parts = urlsplit(store)
-    if parts.password is not None:
+    if parts.password is not None or "password=" in parts.query.lower():
         raise ConfigError(
             "rate_store: no password in the URL (it would show in the process list or sit in "
             "a config file); set SYNCKIT_RATE_STORE_PASSWORD instead"
