@@ -7,10 +7,12 @@ latency``; :class:`AdaptiveConcurrency` keeps the limit there, with headroom,
 and moves it as latency moves:
 
 - **Known limit** (the pacer follows ``X-RateLimit-*`` or ``rate_limit``):
-  ``limit = pace x mean latency x 1.25 + 2``. The pacer, not this gate, then
-  holds the request rate at the budget; spare in-flight slots only wait for
+  ``limit = pace x mean latency x 1.25 + 2``, but not under 8. The pacer,
+  not this gate, then holds the request rate at the budget; spare places wait for
   their pacing slot, so a server that slows down never gets more requests per
-  second than it announced.
+  second than it announced. (Hence the floor: a handful of places more cost
+  the server nothing, while at 10 ms latency the 4 or 5 Little's law asks for
+  leave the pace at the mercy of one slow answer or one descheduled thread.)
 - **No known limit**: AIMD on the signals a server gives (as Netflix's
   concurrency-limits does for clients): one more request in flight per round
   trip while latency stays near its recent minimum and the limit is used;
@@ -54,6 +56,7 @@ NEUTRAL = 3  # no answer, for a reason that says nothing about the server
 LITTLE_HEADROOM = 1.25
 LITTLE_EXTRA = 2.0
 DEFAULT_INITIAL = 8  # the old fixed worker count: safe before anything is known
+KNOWN_FLOOR = 8  # with a known limit the pacer holds the rate: never fewer in flight
 LATENCY_ALPHA = 0.2  # EWMA weight of a new latency sample
 LATENCY_TOLERANCE = 2.0  # latency above this times the recent minimum = queueing
 MIN_WINDOW = 10.0  # seconds per bucket of the windowed latency minimum
@@ -180,7 +183,7 @@ class AdaptiveConcurrency:
             self._latency = ewma
         rate = self._rate()
         if rate and ewma is not None:
-            self._set(rate * ewma * LITTLE_HEADROOM + LITTLE_EXTRA)
+            self._set(max(rate * ewma * LITTLE_HEADROOM + LITTLE_EXTRA, KNOWN_FLOOR))
             return
         if rate:
             return  # a limit but no latency yet: keep the initial guess

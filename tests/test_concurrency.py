@@ -65,6 +65,8 @@ def test_known_limit_follows_littles_law_both_ways() -> None:
     assert c.limit == 13  # 190 x 0.05 x 1.25 + 2 = 13.9
     _run(c, 0.10, 60)
     assert c.limit == 25  # 190 x 0.10 x 1.25 + 2 = 25.75
+    _run(c, 0.01, 60)
+    assert c.limit == 8  # 190 x 0.01 x 1.25 + 2 = 4.4: the floor, as the pacer holds the rate
 
 
 def test_the_ceiling_caps_it() -> None:
