@@ -16,6 +16,10 @@ reported, not sent):
 - ``redis-2``: 2 ``synckit sync --rate-store redis://...`` jobs at once
   (a real ``redis-server`` on a free loopback port), 50 ms latency.
 
+``--cpu`` instead measures what sharing costs the client: CPU per create
+(this thread's ``thread_time``) with no store, a directory store and Redis,
+against a sandbox in another process, rotated in rounds in one run.
+
 Each case is measured twice in the same run: the new defaults, and the
 baseline of today's behaviour (8 fixed workers, ``adaptive_concurrency=False``,
 each process pacing on its own), run by this script's ``--baseline-job`` with
@@ -168,6 +172,39 @@ def baseline_job(path: str, report: str) -> int:
     return int(result.exit_code())
 
 
+def store_cpu(n: int = 1500) -> None:
+    """CPU per create in this thread: no store, a directory store, Redis."""
+    from bench_client import TOKEN, _payload, sandbox
+
+    from synckit.client import Client
+
+    with tempfile.TemporaryDirectory() as d, sandbox("--rate-limit", "100000") as url:
+        server = _redis(Path(d))
+        try:
+            stores = {"none": None, "directory": f"{d}/budget", "redis": server.start()}
+            clients = {k: Client(url, token=TOKEN, rate_store=v) for k, v in stores.items()}
+            for name, c in clients.items():  # warm-up: connections, script load
+                for i in range(50):
+                    c.create_contact(_payload(i, f"warm{name}"))
+            cpu = dict.fromkeys(clients, 0.0)
+            rounds = 3
+            for r in range(rounds):
+                for name, c in clients.items():
+                    t = time.thread_time()
+                    for i in range(n // rounds):
+                        c.create_contact(_payload(r * n + i, name))
+                    cpu[name] += time.thread_time() - t
+            for c in clients.values():
+                c.close()
+        finally:
+            server.stop()
+    base = cpu["none"] / n * 1e6
+    print(f"[cpu] {n} sequential creates each, zero-latency sandbox in another process")
+    for name in clients:
+        per = cpu[name] / n * 1e6
+        print(f"  rate_store={name:9s}: {per:5.0f} µs CPU/request ({per - base:+4.0f} µs)")
+
+
 def _redis(tmp: Path):  # type: ignore[no-untyped-def]
     sys.path.insert(0, str(HERE.parent / "tests"))
     from _redis import RedisServer
@@ -179,11 +216,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="6 s per case instead of 12")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    parser.add_argument("--cpu", action="store_true", help="CPU per request with each store")
     parser.add_argument("--baseline-job", metavar="CSV", help=argparse.SUPPRESS)
     parser.add_argument("--report", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_job:
         sys.exit(baseline_job(args.baseline_job, args.report))
+    if args.cpu:
+        store_cpu()
+        return
 
     chosen = [c for c in CASES if not args.cases or c.name in args.cases.split(",")]
     print(
