@@ -2,8 +2,10 @@
 
 One client is meant to be shared by many threads: it holds one
 ``requests.Session`` whose pool fits ``pool_size`` concurrent requests, one
-credential (renewed by one thread at a time), and one rate pacer. Every call
-is bounded in attempts and time; retries follow contract section 6.
+credential (renewed by one thread at a time), one rate pacer (optionally
+drawing on a budget shared with other processes and hosts) and one adaptive
+limit on the requests in flight. Every call is bounded in attempts and time;
+retries follow contract section 6.
 
 Example:
     >>> import synckit
@@ -34,6 +36,7 @@ import requests.auth
 from requests.adapters import HTTPAdapter
 
 from synckit import __version__
+from synckit._concurrency import NEUTRAL, OK, OVERLOAD, RATE_LIMITED, AdaptiveConcurrency
 from synckit._ratelimit import RatePacer
 from synckit._secrets import Secret, is_loopback_host
 from synckit.errors import (
@@ -60,6 +63,8 @@ _TRANSIENT_TRANSPORT = (
     requests.exceptions.ChunkedEncodingError,
 )
 _DEFAULT_SCOPE = "contacts:read contacts:write"
+# Answers that say the server (or a proxy before it) is overloaded.
+_OVERLOADED = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -169,9 +174,16 @@ class Client:
     ``max_retry_time`` the seconds spent retrying it (a started request may
     still run its ``timeout``); ``rate_limit`` (requests per second) caps the
     pace for all threads together, and the server's ``X-RateLimit-Limit``
-    lowers it; ``session`` lets you bring your own ``requests.Session`` (its
-    adapters are then left as they are); ``pool_size`` sizes the connection
-    pool (use at least the number of threads sharing the client);
+    lowers it; ``rate_store`` shares that budget with every other client on
+    the same credential and base URL: a directory path for processes on one
+    host, ``redis://host:port/N`` for several hosts (checked at once: a
+    :class:`~synckit.errors.ConfigError` if it cannot be reached);
+    ``max_concurrency`` caps the requests in flight, and within it
+    :attr:`concurrency` follows what the limit needs (limit x latency), or
+    stays at the cap with ``adaptive_concurrency=False``; ``session`` lets
+    you bring your own ``requests.Session`` (its adapters are then left as
+    they are); ``pool_size`` sizes the connection pool (default
+    ``max_concurrency``: no more are ever in flight);
     ``backoff_base`` / ``backoff_cap`` shape the exponential backoff with full
     jitter after 5xx and connection errors; ``max_retry_after`` caps a
     server's ``Retry-After``.
@@ -215,12 +227,15 @@ class Client:
         max_retry_time: float = 60.0,
         rate_limit: float | None = None,
         session: requests.Session | None = None,
-        pool_size: int = 32,
+        pool_size: int | None = None,
         user_agent: str | None = None,
         backoff_base: float = 0.25,
         backoff_cap: float = 8.0,
         max_retry_after: float = 60.0,
         allow_insecure_http: bool = False,
+        max_concurrency: int = 64,
+        adaptive_concurrency: bool = True,
+        rate_store: Any = None,
     ) -> None:
         # Wrapped before anything can raise: a traceback that shows this frame's
         # locals then shows Secret('***'), not the credential.
@@ -257,8 +272,16 @@ class Client:
             )
         if max_retries < 0 or max_retry_time < 0:
             raise ConfigError("max_retries and max_retry_time must not be negative")
-        if pool_size < 1:
+        if pool_size is not None and pool_size < 1:
             raise ConfigError("pool_size must be at least 1")
+        if (
+            not isinstance(max_concurrency, int)
+            or isinstance(max_concurrency, bool)
+            or max_concurrency < 1
+        ):
+            raise ConfigError(
+                f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}"
+            )
         if min(backoff_base, backoff_cap, max_retry_after) < 0:
             # A negative wait would reach time.sleep() mid-retry as a ValueError.
             raise ConfigError("backoff_base, backoff_cap and max_retry_after must not be negative")
@@ -293,14 +316,30 @@ class Client:
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._generation = 0
-        self._pacer = RatePacer(rate_limit)
+        budget = None
+        self._rate_store = None
+        if rate_store is not None:
+            from synckit._ratestore import budget_key, describe_store, open_budget
+
+            # Jobs on the same credential and endpoint share one budget; the
+            # key is a hash, so no secret lands in a Redis key or file name.
+            credential = f"token:{token}" if token else f"oauth:{client_id}"
+            budget = open_budget(rate_store, key=budget_key(base_url, credential))
+            self._rate_store = describe_store(rate_store)
+        self._pacer = RatePacer(rate_limit, budget=budget)
+        pacer = self._pacer
+        self._concurrency = AdaptiveConcurrency(
+            ceiling=max_concurrency, rate=lambda: pacer.rate, adaptive=adaptive_concurrency
+        )
         self._local = threading.local()
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
             # Our loop owns retries (urllib3's Retry would silently give up
             # on POST); the pool holds a connection per concurrent thread.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+            adapter = HTTPAdapter(
+                pool_connections=4, pool_maxsize=pool_size or max_concurrency, max_retries=0
+            )
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             # The API sets no cookies; refusing them keeps threads from
@@ -373,6 +412,24 @@ class Client:
         return self._pacer.limit
 
     @property
+    def concurrency(self) -> AdaptiveConcurrency:
+        """The limit on requests in flight: ``.limit`` now (an int), ``.ceiling``, ``.latency``.
+
+        Executors size their in-flight work by ``client.concurrency.limit``;
+        the client enforces it around every attempt either way.
+
+        Example:
+            >>> Client("http://127.0.0.1:8765/v1", token="t").concurrency.limit
+            8
+        """
+        return self._concurrency
+
+    @property
+    def rate_store(self) -> str | None:
+        """The shared budget's location as it may be shown (no password), or None."""
+        return self._rate_store
+
+    @property
     def last_call(self) -> CallInfo | None:
         """This thread's last completed call (success or failure), or None."""
         return getattr(self._local, "call", None)
@@ -380,11 +437,14 @@ class Client:
     def __repr__(self) -> str:
         user_limit = self._pacer.user_limit
         extra = f", rate_limit={user_limit!r}" if user_limit else ""
+        if self._rate_store:
+            extra += f", rate_store={self._rate_store!r}"
         return f"Client({self._shown_url!r}, auth={self.auth_kind!r}{extra})"
 
     def close(self) -> None:
         """Close the connection pool (only when the client created the session)."""
         self._closed = True
+        self._pacer.close()
         if self._owns_session:
             self._session.close()
 
@@ -693,41 +753,83 @@ class Client:
         attempts = 0
         retries = 0
         renewed = False
+        gate = self._concurrency
         while True:
             attempts += 1
-            # Wait for our slot first: a pause (429) must not be spent holding
-            # a token that could expire meanwhile.
-            self._pacer.acquire()
-            headers = dict(self._headers)
-            token: _Token | None = None
+            # In-flight places are taken per attempt (never held through a
+            # backoff sleep). The token request runs inside the attempt that
+            # needed it, so it takes no place: it would wait on itself.
             if authenticated:
-                try:
-                    token = self._current_token()
-                except APIError as exc:
-                    # The call fails for want of a credential: report it as this call.
-                    self._finish(
-                        record, method, path, exc.status, exc.request_id, attempts, False, started
-                    )
-                    raise
-                auth = _BearerAuth(token.value)
-            if idempotency_key is not None:
-                headers["Idempotency-Key"] = idempotency_key
-            if content_type is not None:
-                headers["Content-Type"] = content_type
+                gate.acquire()
+            latency: float | None = None
+            signal = NEUTRAL
+            resp: requests.Response | None = None
+            failure: requests.RequestException | None = None
             try:
-                resp = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                    auth=auth,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except _TRANSIENT_TRANSPORT as exc:
+                # Wait for our slot first: a pause (429) must not be spent
+                # holding a token that could expire meanwhile.
+                self._pacer.acquire()
+                headers = dict(self._headers)
+                token: _Token | None = None
+                if authenticated:
+                    try:
+                        token = self._current_token()
+                    except APIError as exc:
+                        # The call fails for want of a credential: report it as this call.
+                        self._finish(
+                            record,
+                            method,
+                            path,
+                            exc.status,
+                            exc.request_id,
+                            attempts,
+                            False,
+                            started,
+                        )
+                        raise
+                    auth = _BearerAuth(token.value)
+                if idempotency_key is not None:
+                    headers["Idempotency-Key"] = idempotency_key
+                if content_type is not None:
+                    headers["Content-Type"] = content_type
+                sent = time.monotonic()
+                try:
+                    resp = self._session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=data,
+                        headers=headers,
+                        auth=auth,
+                        timeout=self.timeout,
+                        allow_redirects=False,
+                    )
+                except requests.RequestException as exc:
+                    failure = exc
+                    if isinstance(exc, _TRANSIENT_TRANSPORT):
+                        signal = OVERLOAD
+                else:
+                    latency = time.monotonic() - sent
+                    code = resp.status_code
+                    signal = (
+                        RATE_LIMITED if code == 429 else OVERLOAD if code in _OVERLOADED else OK
+                    )
+            finally:
+                if authenticated:
+                    gate.release(latency, signal)
+            if resp is None:
+                assert failure is not None
+                if not isinstance(failure, _TRANSIENT_TRANSPORT):
+                    self._finish(record, method, path, None, None, attempts, False, started)
+                    raise TransportError(
+                        f"request to {self._host} failed: {_describe(failure)}",
+                        method=method,
+                        path=path,
+                        attempts=attempts,
+                        retryable=False,
+                    ) from _without_frames(failure)
                 err: APIError = TransportError(
-                    f"no answer from {self._host}: {_describe(exc)}",
+                    f"no answer from {self._host}: {_describe(failure)}",
                     method=method,
                     path=path,
                     attempts=attempts,
@@ -742,16 +844,7 @@ class Client:
                     time.sleep(wait)
                     continue
                 self._finish(record, method, path, None, None, attempts, False, started)
-                raise err from _without_frames(exc)
-            except requests.RequestException as exc:
-                self._finish(record, method, path, None, None, attempts, False, started)
-                raise TransportError(
-                    f"request to {self._host} failed: {_describe(exc)}",
-                    method=method,
-                    path=path,
-                    attempts=attempts,
-                    retryable=False,
-                ) from _without_frames(exc)
+                raise err from _without_frames(failure)
 
             status = resp.status_code
             request_id = resp.headers.get("X-Request-Id")

@@ -60,6 +60,7 @@ _TYPES: Final[Mapping[str, type | tuple[type, ...]]] = {
     "no_progress": bool,
     "progress": bool,
     "state": str,
+    "rate_store": str,
     "retry_failed": bool,
     "allow_resubscribe": bool,
     "allow_insecure_http": bool,
@@ -179,8 +180,8 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         out["no_progress"] = not progress
     if "map" in out:
         out["map"] = _parse_map(out["map"], file)
-    for key in _PATH_KEYS:
-        if key in out:
+    for key in (*_PATH_KEYS, "rate_store"):
+        if key in out and not (key == "rate_store" and "://" in out[key]):
             p = Path(out[key]).expanduser()
             out[key] = str(p if p.is_absolute() else (file.parent / p).resolve())
     return out

@@ -60,7 +60,7 @@ def run_demo(
     *,
     out: Callable[..., Any] = print,
     progress: bool = False,
-    workers: int = 8,
+    workers: int | None = None,
 ) -> list[SyncReport]:
     """Sync the two sample files into a fresh in-process sandbox; returns both reports.
 

@@ -1427,7 +1427,7 @@ def upsert(
     client: Client,
     *,
     batch_size: int = 100,
-    workers: int = 8,
+    workers: int | None = None,
     dry_run: bool = False,
     progress: bool = True,
     default_region: str = "US",
@@ -1448,8 +1448,10 @@ def upsert(
     (``read_csv(path, chunksize=50_000)``), streamed in bounded memory.
 
     Rows go out in batches of ``batch_size`` on ``workers`` threads sharing the
-    client; after each batch the progress bar advances (``progress=False`` or a
-    non-terminal stderr shows none) and the batch's outcomes are final.
+    client (default: ``client.concurrency.ceiling``; the client's adaptive
+    limit decides how many of them have a request in flight); after each
+    batch the progress bar advances (``progress=False`` or a non-terminal
+    stderr shows none) and the batch's outcomes are final.
 
     - A ``401`` that survives token renewal, ``invalid_client`` or a ``403``
       stops the run at once: unsent rows are ``skipped``, ``report.aborted``
@@ -1487,6 +1489,10 @@ def upsert(
         >>> report = synckit.upsert(df, client, batch_size=200, progress=False)  # doctest: +SKIP
         >>> report.rows.query("status == 'failed'")                            # doctest: +SKIP
     """
+    if workers is None:
+        # Threads for the most requests the client ever lets in flight; its
+        # adaptive gate (limit x latency) decides how many are busy at once.
+        workers = client.concurrency.ceiling
     engine = _Engine(
         client,
         batch_size=batch_size,

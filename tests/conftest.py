@@ -1,4 +1,4 @@
-"""Shared fixtures: a real sandbox server on a free loopback port.
+"""Shared fixtures: a real sandbox server on a free loopback port (and a real Redis).
 
 ``sandbox`` gives each test a fresh default sandbox; ``sandbox_factory``
 starts sandboxes with settings of the test's choosing and stops them all
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _redis import RedisServer
 
 from synckit.sandbox import Sandbox, SandboxConfig, serve_sandbox
 
@@ -51,3 +52,14 @@ def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
             return stack.enter_context(serve_sandbox(config, **overrides))
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``redis://127.0.0.1:PORT/0``: a real redis-server for this session, on loopback only."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()

@@ -283,3 +283,16 @@ def test_unsendable_arguments_are_config_errors_and_send_nothing(stub: Stub) -> 
         assert client.create_contact({"email": "a@example.com"}, idempotency_key="ok-1") == CONTACT
     assert stub.seen[0].headers["Content-Type"] == "application/json"
     assert json.loads(stub.seen[0].body) == {"email": "a@example.com"}
+
+
+def test_429s_without_rate_headers_shrink_the_requests_in_flight(stub: Stub) -> None:
+    # A server that announces no limit: the only signal is the 429 itself.
+    # Back off (halve what is in flight), then carry on once it answers.
+    stub.answer(429, {"error": {"code": "rate_limited", "message": "slow down"}}, Retry_After="0")
+    stub.answer(201, CONTACT)
+    client = _client(stub)
+    assert client.concurrency.limit == 8
+    client.create_contact({"email": "ada@example.com"})
+    assert client.concurrency.limit == 4
+    assert [s.method for s in stub.seen] == ["POST", "POST"]
+    client.close()

@@ -32,7 +32,8 @@ _DEFAULTS: dict[str, Any] = {
     "map": None,
     "region": "US",
     "batch_size": 100,
-    "workers": 8,
+    "workers": None,  # the client's max_concurrency (64); requests in flight adapt below it
+    "rate_store": None,
     "report": None,
     "dry_run": False,
     "no_progress": False,
@@ -79,7 +80,19 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     p.add_argument("--region", metavar="R", help="default region for national phone numbers (US)")
     p.add_argument("--batch-size", type=int, metavar="N", help="rows per batch (100)")
-    p.add_argument("--workers", type=int, metavar="N", help="concurrent requests (8)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="most requests in flight (64); within it the number adapts to the rate limit",
+    )
+    p.add_argument(
+        "--rate-store",
+        metavar="DIR|URL",
+        help="share one rate budget with other jobs on the same credential: a directory "
+        "(processes on this host) or redis://host:port/N (several hosts); a Redis password "
+        "comes from SYNCKIT_RATE_STORE_PASSWORD",
+    )
     p.add_argument("--chunk-size", type=int, metavar="N", help="rows read per chunk (20000)")
     p.add_argument("--report", metavar="PATH", help="report CSV (default <stem>.report.csv)")
     p.add_argument(
@@ -137,15 +150,47 @@ def _mapping(pairs: Any) -> dict[str, str] | None:
     return out
 
 
+def _client_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """Client options other than the credential: the in-flight cap and a shared budget."""
+    extra: dict[str, Any] = {}
+    if opts.get("workers") is not None:
+        extra["max_concurrency"] = int(opts["workers"])
+    store = opts.get("rate_store")
+    if store:
+        extra["rate_store"] = _rate_store_url(str(store))
+    return extra
+
+
+def _rate_store_url(store: str) -> str:
+    """``store`` with the Redis password from ``SYNCKIT_RATE_STORE_PASSWORD`` (never typed)."""
+    from urllib.parse import quote, urlsplit
+
+    if not store.startswith(("redis://", "rediss://")):
+        return store
+    parts = urlsplit(store)
+    if parts.password is not None or "password=" in parts.query.lower():
+        raise ConfigError(
+            "rate_store: no password in the URL (it would show in the process list or sit in "
+            "a config file); set SYNCKIT_RATE_STORE_PASSWORD instead"
+        )
+    password = os.environ.get("SYNCKIT_RATE_STORE_PASSWORD")
+    if not password:
+        return store
+    user = quote(parts.username or "", safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return parts._replace(netloc=netloc).geturl()
+
+
 def make_client(opts: dict[str, Any]) -> Any:
     """The API client the options describe; secrets only from the environment."""
     from synckit.client import Client
 
     env = os.environ
+    extra = _client_options(opts)
     base_url = opts.get("base_url") or env.get("SYNCKIT_BASE_URL")
     if not base_url:
         raise ConfigError("no API base URL: pass --base-url or set SYNCKIT_BASE_URL")
-    insecure = bool(opts.get("allow_insecure_http"))
+    extra["allow_insecure_http"] = bool(opts.get("allow_insecure_http"))
     token_env = opts.get("token_env")
     client_id = opts.get("client_id")
     secret_env = opts.get("client_secret_env")
@@ -155,7 +200,7 @@ def make_client(opts: dict[str, Any]) -> Any:
         token = env.get(token_env)
         if not token:
             raise ConfigError(f"--token-env {token_env}: that environment variable is not set")
-        return Client(base_url, token=token, allow_insecure_http=insecure)
+        return Client(base_url, token=token, **extra)
     if client_id or secret_env:
         client_id = client_id or env.get("SYNCKIT_CLIENT_ID")
         secret_var = secret_env or "SYNCKIT_CLIENT_SECRET"
@@ -166,15 +211,13 @@ def make_client(opts: dict[str, Any]) -> Any:
             raise ConfigError(
                 f"OAuth needs the client secret in the environment variable {secret_var}"
             )
-        return Client(
-            base_url, client_id=client_id, client_secret=secret, allow_insecure_http=insecure
-        )
+        return Client(base_url, client_id=client_id, client_secret=secret, **extra)
     token = env.get("SYNCKIT_TOKEN")
     if token:
-        return Client(base_url, token=token, allow_insecure_http=insecure)
+        return Client(base_url, token=token, **extra)
     cid, secret = env.get("SYNCKIT_CLIENT_ID"), env.get("SYNCKIT_CLIENT_SECRET")
     if cid and secret:
-        return Client(base_url, client_id=cid, client_secret=secret, allow_insecure_http=insecure)
+        return Client(base_url, client_id=cid, client_secret=secret, **extra)
     raise ConfigError(
         "no credentials: set SYNCKIT_TOKEN (or --token-env VAR), or SYNCKIT_CLIENT_ID and "
         "SYNCKIT_CLIENT_SECRET (or --client-id ID --client-secret-env VAR)"
@@ -228,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("no such file", path=str(source))
     report_path = Path(opts["report"]) if opts["report"] else default_report_path(source)
     for name in ("batch_size", "workers", "chunk_size"):
-        if int(opts[name]) < 1:
+        if opts[name] is not None and int(opts[name]) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
     if opts["retry_failed"] and not opts["state"]:
         raise ConfigError("--retry-failed needs --state PATH (the ledger of earlier runs)")
@@ -253,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
             chunks,
             client,
             batch_size=int(opts["batch_size"]),
-            workers=int(opts["workers"]),
+            workers=None if opts["workers"] is None else int(opts["workers"]),
             dry_run=bool(opts["dry_run"]),
             progress=not opts["no_progress"],
             default_region=str(opts["region"]),
