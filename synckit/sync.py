@@ -1280,7 +1280,8 @@ def _with_row_index(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _contract_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in frame.columns if c in rules.FIELDS]
+    # custom.<key> columns are custom fields (read_csv keeps them as columns)
+    cols = [c for c in frame.columns if c in rules.FIELDS or str(c).startswith("custom.")]
     return frame[cols] if cols else frame
 
 

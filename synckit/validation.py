@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -487,11 +488,7 @@ def validate(
     twice = [f for f in present_fields if list(df.columns).count(f) > 1]
     if twice:
         raise ConfigError(f"column {twice[0]!r} appears more than once")
-    prefixed = [
-        c
-        for c in df.columns
-        if isinstance(c, str) and c.startswith(_PREFIX) and c.strip() != _PREFIX
-    ]
+    prefixed = _prefixed(df)
     ignored = tuple(str(c) for c in df.columns if c not in rules.FIELDS and c not in prefixed)
     if prefixed and "custom_fields" not in present_fields:
         present_fields.append("custom_fields")
@@ -558,22 +555,10 @@ def validate(
         lengths = norm[fld].str.len().to_numpy(dtype=np.int64, na_value=0)
         rules_out.append(_Rule(lengths > rules.NAME_MAX_LENGTH, fld, "too_long", raw[fld]))
 
-    custom_values: list[Any] | None = None
+    custom: _Custom | None = None
     if "custom_fields" in present_fields:
-        if "custom_fields" in df.columns:
-            given_list = df["custom_fields"].tolist()
-            custom_values = [_parse_custom(v) for v in given_list]
-        else:
-            given_list = [None] * n
-            custom_values = [None] * n
-        if prefixed:
-            _fold_prefixed(df, prefixed, custom_values)
-            given_list = custom_values
-        bad = np.array(
-            [v is not None and not rules.check_custom_fields(v) for v in custom_values], dtype=bool
-        )
-        given = pd.Series(given_list, dtype=object)
-        rules_out.append(_Rule(bad, "custom_fields", "nested_custom_fields", given))
+        custom = _check_custom(df, prefixed)
+        rules_out.append(_Rule(custom.bad, "custom_fields", "nested_custom_fields", custom.given))
 
     failed = np.zeros(n, dtype=bool)
     for rule in rules_out:
@@ -608,14 +593,15 @@ def validate(
     valid_cols: dict[str, Any] = {}
     for fld in present_fields:
         if fld == "custom_fields":
-            assert custom_values is not None
-            valid_cols[fld] = pd.Series(
-                [v for v, good in zip(custom_values, ok, strict=True) if good], dtype=object
-            )
+            assert custom is not None
+            if custom.json is not None:
+                valid_cols[fld] = pd.Series(custom.json[ok], dtype=object)
+            for column, values in custom.columns.items():
+                valid_cols[column] = values[ok].reset_index(drop=True)
         else:
             kept = norm[fld][ok]
             valid_cols[fld] = kept.astype(object).where(kept.notna(), None).reset_index(drop=True)
-    valid = pd.DataFrame(valid_cols, columns=present_fields)
+    valid = pd.DataFrame(valid_cols, columns=list(valid_cols))
     valid.index = pd.Index(rows[ok], name="row")
     invalid = df.iloc[np.flatnonzero(failed)].copy()
     invalid.index = pd.Index(rows[failed], name="row")
@@ -638,19 +624,153 @@ def _custom_scalar(value: Any) -> Any:
     return str(value)
 
 
-def _fold_prefixed(df: pd.DataFrame, prefixed: list[str], cells: list[Any]) -> None:
-    """Merge ``custom.<key>`` columns into the custom_fields cells (in place), as read_csv does."""
+@dataclass
+class _Custom:
+    """The custom fields of a frame, column by column (no dict per row).
+
+    ``json``: the parsed ``custom_fields`` cell of each row (one object per
+    distinct text; None where missing), or None without that column.
+    ``columns``: each ``custom.<key>`` column, normalised (trimmed text or
+    JSON numbers and booleans; missing where the key is left out).
+    ``bad``: rows whose merged object breaks the contract's rules; ``given``
+    holds, for those rows only, the value the error reports.
+    """
+
+    json: np.ndarray | None
+    columns: dict[str, pd.Series]
+    bad: np.ndarray
+    given: pd.Series
+
+
+def _distinct(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, cells)`` with ``values[i]`` equal to ``cells[codes[i]]``, each text once.
+
+    Only text (and missing) cells are grouped: ``1``, ``1.0`` and ``True``
+    compare equal in Python but are different JSON values, and dicts cannot
+    be grouped at all, so a column holding anything else keeps one entry per
+    cell.
+    """
+    values = values.reset_index(drop=True)
+    if isinstance(values.dtype, pd.StringDtype) or (
+        values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string"
+    ):
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        cells = np.empty(len(uniques) + 1, dtype=object)
+        cells[: len(uniques)] = np.asarray(uniques, dtype=object)
+        cells[-1] = None  # code -1: missing
+        return np.where(codes < 0, len(uniques), codes), cells
+    cells = np.empty(len(values), dtype=object)
+    cells[:] = values.tolist()
+    return np.arange(len(values)), cells
+
+
+def _each(cells: np.ndarray, func: Callable[[Any], Any], dtype: Any = object) -> np.ndarray:
+    out = np.empty(len(cells), dtype=dtype)
+    out[:] = [func(v) for v in cells.tolist()]
+    return out
+
+
+def _custom_values(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """A ``custom.<key>`` column normalised as :func:`_custom_scalar` does, and where it is set.
+
+    Text is trimmed in one vectorised pass; numbers and booleans keep their
+    dtype (``tolist`` gives Python ints, floats and bools); anything else is
+    converted once per distinct text, or cell by cell.
+    """
+    col = col.reset_index(drop=True)
+    dtype = col.dtype
+    if isinstance(dtype, pd.StringDtype):
+        text = col.str.strip()
+        present = np.array((text.notna() & (text != "")).to_numpy(dtype=bool, na_value=False))
+        return text.where(pd.Series(present)), present
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
+        return col, np.array(col.notna().to_numpy(dtype=bool))
+    if pd.api.types.is_float_dtype(dtype):
+        values = col.astype("float64")
+        return values, np.array(values.notna().to_numpy(dtype=bool))
+    codes, cells = _distinct(col)
+    out = _each(cells, _custom_scalar)[codes]
+    present = np.array([v is not None for v in out.tolist()], dtype=bool)
+    return pd.Series(out, dtype=object), present
+
+
+def _flat(value: Any) -> bool:
+    """A JSON cell that passes on its own: missing, or a flat object within the limits."""
+    return value is None or rules.check_custom_fields(value)
+
+
+def _check_custom(df: pd.DataFrame, prefixed: list[str]) -> _Custom:
+    """The ``nested_custom_fields`` rule for every row, without building a dict per row.
+
+    A row's object is its JSON cell with its ``custom.<key>`` values laid over
+    it (as :func:`to_payloads` builds it). Columns are checked as columns:
+    each distinct JSON text parsed and checked once, key names once per
+    column, values by dtype, the number of keys by counting. Rows that may
+    break a rule (rare) get the exact check on their merged object, which
+    also gives the value the error reports.
+    """
+    n = len(df)
+    maybe_bad = np.zeros(n, dtype=bool)
+    n_keys = np.zeros(n, dtype=np.int64)
+    json_cells: np.ndarray | None = None
+    if "custom_fields" in df.columns:
+        codes, texts = _distinct(df["custom_fields"])
+        parsed = _each(texts, _parse_custom)
+        json_cells = parsed[codes]
+        maybe_bad |= ~_each(parsed, _flat, bool)[codes]
+        n_keys += _each(parsed, _n_keys, np.int64)[codes]
+    columns: dict[str, pd.Series] = {}
+    keys: dict[str, np.ndarray] = {}
     for column in prefixed:
         key = column[len(_PREFIX) :].strip()
-        for i, value in enumerate(df[column].tolist()):
-            item = _custom_scalar(value)
+        values, present = _custom_values(df[column])
+        columns[column] = values
+        if not 1 <= len(key) <= rules.CUSTOM_FIELD_KEY_MAX_LENGTH:
+            maybe_bad |= present
+        if values.dtype == object:
+            finite = np.array([_finite_or_missing(v) for v in values.tolist()], dtype=bool)
+            maybe_bad |= present & ~finite
+        elif pd.api.types.is_float_dtype(values.dtype):
+            maybe_bad |= present & ~np.isfinite(values.to_numpy(dtype="float64", na_value=0.0))
+        keys[key] = keys.get(key, np.zeros(n, dtype=bool)) | present
+    for key, present in keys.items():
+        new_key = present
+        if json_cells is not None:
+            has = _each(parsed, functools.partial(_has_key, key=key), bool)[codes]
+            new_key = present & ~has
+        n_keys += new_key
+    maybe_bad |= n_keys > rules.CUSTOM_FIELDS_MAX_KEYS
+
+    bad = np.zeros(n, dtype=bool)
+    given = np.full(n, None, dtype=object)
+    raw_json = df["custom_fields"].tolist() if json_cells is not None and not prefixed else None
+    for i in np.flatnonzero(maybe_bad).tolist():
+        cell = None if json_cells is None else json_cells[i]
+        for column in prefixed:
+            item = _custom_scalar(columns[column].iat[i])
             if item is None:
                 continue
-            cell = cells[i]
+            key = column[len(_PREFIX) :].strip()
             if cell is None:
-                cells[i] = {key: item}
+                cell = {key: item}
             elif isinstance(cell, dict):
-                cell[key] = item
+                cell = {**cell, key: item}  # a copy: parsed cells are shared by equal texts
+        if cell is not None and not rules.check_custom_fields(cell):
+            bad[i] = True
+            given[i] = raw_json[i] if raw_json is not None else cell
+    return _Custom(json_cells, columns, bad, pd.Series(given, dtype=object))
+
+
+def _n_keys(value: Any) -> int:
+    return len(value) if isinstance(value, dict) else 0
+
+
+def _has_key(value: Any, key: str) -> bool:
+    return isinstance(value, dict) and key in value
+
+
+def _finite_or_missing(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value) or math.isnan(value)
 
 
 def _dup_values(fields: np.ndarray, raw: Mapping[str, pd.Series]) -> pd.Series:
@@ -822,42 +942,88 @@ def to_payloads(valid: pd.DataFrame) -> list[tuple[int, dict[str, Any]]]:
     """(spreadsheet row, JSON body) for each row of ``Validation.valid``.
 
     Missing or empty cells are left out of the body (never sent as null),
-    ``custom_fields`` is included only when it has keys, and only contract
-    fields are sent.
+    ``custom_fields`` is the row's JSON object (the ``custom_fields``
+    column) with its ``custom.<key>`` values laid over it, included only when
+    it has keys, and only contract fields are sent. The bodies are built
+    here, when they are sent, and nowhere else: validation keeps custom
+    fields as columns.
 
     Example:
-        >>> v = validate(pd.DataFrame({"email": ["a@example.com"], "first_name": [None]}))
+        >>> v = validate(pd.DataFrame({"email": ["a@example.com"], "first_name": [None],
+        ...                            "custom.plan": [" pro "]}))
         >>> to_payloads(v.valid)
-        [(2, {'email': 'a@example.com'})]
+        [(2, {'email': 'a@example.com', 'custom_fields': {'plan': 'pro'}})]
     """
-    fields = [f for f in rules.FIELDS if f in valid.columns]
+    prefixed = _prefixed(valid)
+    fields = [f for f in rules.FIELDS if f in valid.columns or (f == "custom_fields" and prefixed)]
     rows = [int(r) for r in valid.index.tolist()]
-    n = len(rows)
     columns: list[np.ndarray] = []
-    present = np.zeros(n, dtype=np.int64)  # bit i set: field i has a value
-    for bit, fld in enumerate(fields):
-        col = valid[fld]
+    masks: list[np.ndarray] = []
+    for fld in fields:
         if fld == "custom_fields":
-            values = np.empty(n, dtype=object)
-            values[:] = col.tolist()
-            has = np.array([isinstance(v, dict) and bool(v) for v in values], dtype=bool)
+            values = _custom_objects(valid, prefixed)
+            has = np.array([isinstance(v, dict) and bool(v) for v in values.tolist()], dtype=bool)
         else:
-            values = _objects(col)
+            values = _objects(valid[fld])
             has = np.array([v is not None and v != "" for v in values.tolist()], dtype=bool)
         columns.append(values)
+        masks.append(has)
+    return list(zip(rows, _dicts(fields, columns, masks, len(rows)), strict=True))
+
+
+def _prefixed(frame: pd.DataFrame) -> list[str]:
+    """The frame's ``custom.<key>`` columns, in order."""
+    return [
+        c
+        for c in frame.columns
+        if isinstance(c, str) and c.startswith(_PREFIX) and c.strip() != _PREFIX
+    ]
+
+
+def _dicts(
+    keys: list[str], columns: list[np.ndarray], masks: list[np.ndarray], n: int
+) -> list[dict[str, Any]]:
+    """One dict per row: ``keys[j]: columns[j][i]`` wherever ``masks[j][i]``; later keys win."""
+    if len(keys) > 62:  # more keys than bits in an int64 mask: the plain way
+        return [
+            {k: col[i] for k, col, has in zip(keys, columns, masks, strict=True) if has[i]}
+            for i in range(n)
+        ]
+    present = np.zeros(n, dtype=np.int64)  # bit j set: key j has a value
+    for bit, has in enumerate(masks):
         present |= has.astype(np.int64) << bit
-    bodies: list[dict[str, Any]] = [{}] * n
-    # rows with the same set of present fields share one key list: no per-cell test
+    out: list[dict[str, Any]] = [{}] * n
+    # rows with the same set of present keys share one key list: no per-cell test
     for mask in np.unique(present).tolist():
         sel = np.flatnonzero(present == mask)
-        keys = [f for bit, f in enumerate(fields) if mask >> bit & 1]
-        cols = [columns[bit][sel].tolist() for bit in range(len(fields)) if mask >> bit & 1]
-        made = [dict(zip(keys, cells, strict=True)) for cells in zip(*cols, strict=True)]
+        names = [k for bit, k in enumerate(keys) if mask >> bit & 1]
+        cols = [columns[bit][sel].tolist() for bit in range(len(keys)) if mask >> bit & 1]
+        made = [dict(zip(names, cells, strict=True)) for cells in zip(*cols, strict=True)]
         if not cols:
             made = [{} for _ in sel]
         for i, body in zip(sel.tolist(), made, strict=True):
-            bodies[i] = body
-    out = list(zip(rows, bodies, strict=True))
+            out[i] = body
+    return out
+
+
+def _custom_objects(valid: pd.DataFrame, prefixed: list[str]) -> np.ndarray:
+    """Each row's ``custom_fields`` object: its JSON object, then its ``custom.<key>`` values."""
+    n = len(valid)
+    out = np.full(n, None, dtype=object)
+    if "custom_fields" in valid.columns:
+        out[:] = [dict(v) if isinstance(v, dict) else v for v in valid["custom_fields"].tolist()]
+    if not prefixed:
+        return out
+    keys = [c[len(_PREFIX) :].strip() for c in prefixed]
+    values = [_objects(valid[c]) for c in prefixed]
+    masks = [np.array([v is not None for v in col.tolist()], dtype=bool) for col in values]
+    laid = _dicts(keys, values, masks, n)
+    for i in np.flatnonzero(np.logical_or.reduce(masks)).tolist():
+        base = out[i]
+        if isinstance(base, dict):
+            base.update(laid[i])  # this row's own copy
+        elif base is None:
+            out[i] = laid[i]
     return out
 
 
