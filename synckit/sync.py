@@ -402,6 +402,16 @@ class _Engine:
     def _chunks(self, data: Any) -> Iterator[tuple[Validation, pd.DataFrame | None]]:
         from synckit.validation import Validation
 
+        if _is_dask(data):
+            # Dask input: pandas Validation chunks, one partition at a time (issue 14)
+            from synckit.dask import iter_validations
+
+            data = iter_validations(
+                data,
+                default_region=self.default_region,
+                sms_countries=self.sms_countries,
+                duplicates=self.duplicates,
+            )
         if isinstance(data, Validation):
             yield data, None
         elif isinstance(data, pd.DataFrame):
@@ -410,6 +420,9 @@ class _Engine:
         elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, Mapping)):
             self._stream = iter(data)
             for chunk in self._stream:
+                if isinstance(chunk, Validation):  # already validated (e.g. a Dask partition)
+                    yield chunk, None
+                    continue
                 if not isinstance(chunk, pd.DataFrame):
                     raise ConfigError(
                         "upsert() takes a DataFrame, a Validation or an iterator of DataFrames "
@@ -455,7 +468,7 @@ class _Engine:
     def _total(data: Any) -> int | None:
         from synckit.validation import Validation
 
-        if isinstance(data, Validation):
+        if isinstance(data, Validation) and not _is_dask(data):
             return len(data.valid) + len(data.invalid)
         if isinstance(data, pd.DataFrame):
             return len(data)
@@ -1261,6 +1274,12 @@ def _records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     emails = _column_or_none(frame, "email")
     phones = _column_or_none(frame, "phone_number")
     return [{"email": e, "phone_number": p} for e, p in zip(emails, phones, strict=True)]
+
+
+def _is_dask(data: Any) -> bool:
+    """A Dask DataFrame or a validation of one (known without importing Dask)."""
+    module = type(data).__module__
+    return module.split(".")[0] == "dask" or module == "synckit.dask"
 
 
 def _with_row_index(frame: pd.DataFrame) -> pd.DataFrame:

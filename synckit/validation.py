@@ -428,6 +428,8 @@ def validate(
     """Check every row against the contract's field rules; normalise what is unambiguous.
 
     A pure function (no I/O, no global state): safe per chunk or partition.
+    A Dask DataFrame gets the same answer as a lazy Validation of Dask frames
+    (see :func:`synckit.dask.validate`).
 
     Rows: the index is the spreadsheet row number when it is named ``row``
     (as :func:`synckit.read_csv` makes it); any other integer index (e.g. a
@@ -477,7 +479,16 @@ def validate(
         (['+14155552671'], ['invalid_phone'])
     """
     if not isinstance(df, pd.DataFrame):
-        raise ConfigError(f"validate() takes a pandas DataFrame, not a {type(df).__name__}")
+        if type(df).__module__.split(".")[0] == "dask":  # without importing Dask for pandas
+            from synckit import dask as _dask
+
+            return _dask.validate(
+                df,
+                default_region=default_region,
+                sms_countries=sms_countries,
+                duplicates=duplicates,
+            )
+        raise ConfigError(f"validate() takes a pandas or Dask DataFrame, not a {type(df).__name__}")
     if duplicates not in _DUPLICATE_POLICIES:
         raise ConfigError(f"duplicates must be one of {_DUPLICATE_POLICIES}, not {duplicates!r}")
     default_region = _region(default_region)
@@ -832,7 +843,9 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     """Rows sharing a normalised email or phone (transitively) with another row.
 
     ``keys`` has columns ``row``, ``email``, ``phone_number`` (normalised;
-    missing as NA/None), one line per candidate row, in file order. Returns
+    missing as NA/None), one line per candidate row, in file order, and
+    optionally ``source`` (the file: a row of another file than the rejected
+    one is named ``row 4 of b.csv``). Returns
     one line per rejected row: ``_pos`` (position in ``keys``), ``row``,
     ``field`` (``email``, ``phone_number``, or ``email / phone_number`` when
     linked only through other rows), ``message`` (``duplicate of row 17 (same
@@ -891,6 +904,13 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     last = last[pick]
     first = first[pick]
     rows = keys["row"].to_numpy()
+    sources = keys["source"].to_numpy(dtype=object) if "source" in keys else None
+
+    def row_name(p: int, of: int) -> str:
+        if sources is None or sources[p] == sources[of]:
+            return f"row {rows[p]}"
+        return f"row {rows[p]} of {sources[p]}"
+
     other = np.where(rejected == last, first, last)
     fields: list[str] = []
     messages: list[str] = []
@@ -925,10 +945,13 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
                     continue
                 near = [p for p in partners.get((name, int(c[pos])), []) if p != pos]
                 if near:
-                    how = f"same {name} as row {rows[near[0]]}, which is linked to row {rows[kept]}"
+                    how = (
+                        f"same {name} as {row_name(near[0], pos)}, "
+                        f"which is linked to {row_name(kept, pos)}"
+                    )
                     break
         fields.append(fld)
-        messages.append(f"duplicate of row {rows[kept]} ({how})")
+        messages.append(f"duplicate of {row_name(kept, pos)} ({how})")
     return pd.DataFrame(
         {"_pos": rejected, "row": rows[rejected], "field": fields, "message": messages}
     )
@@ -1011,7 +1034,11 @@ def _custom_objects(valid: pd.DataFrame, prefixed: list[str]) -> np.ndarray:
     n = len(valid)
     out = np.full(n, None, dtype=object)
     if "custom_fields" in valid.columns:
-        out[:] = [dict(v) if isinstance(v, dict) else v for v in valid["custom_fields"].tolist()]
+        # a dict of its own per row; JSON text (a frame that went through text) parsed here
+        out[:] = [
+            dict(v) if isinstance(v, dict) else _parse_custom(v)
+            for v in valid["custom_fields"].tolist()
+        ]
     if not prefixed:
         return out
     keys = [c[len(_PREFIX) :].strip() for c in prefixed]
