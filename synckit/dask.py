@@ -202,10 +202,12 @@ def _with_source(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 _KEY_COLUMNS: Final = ("email", "phone_number")
+_HASHES: Final = ("h_email", "h_phone_number")
 
 
 def _keys(check: _v.Validation, part: int) -> pd.DataFrame:
-    """The duplicate keys of a partition's valid rows: where they are, and their email/phone."""
+    """The duplicate keys of a partition's valid rows: where they are, their email and phone,
+    and a 64-bit hash of each (what the shuffles group on; missing: 0)."""
     valid = check.valid
     n = len(valid)
     out = pd.DataFrame(
@@ -216,45 +218,50 @@ def _keys(check: _v.Validation, part: int) -> pd.DataFrame:
             ROW: valid[ROW].astype(np.int64),
         }
     )
-    for key in _KEY_COLUMNS:
-        out[key] = (
-            valid[key].astype(object) if key in valid else pd.Series([None] * n, dtype=object)
-        )
+    for key, hashed in zip(_KEY_COLUMNS, _HASHES, strict=True):
+        values = valid[key].astype(object) if key in valid else pd.Series([None] * n, dtype=object)
+        out[key] = values.to_numpy()
+        codes = pd.util.hash_pandas_object(values, index=False).to_numpy().view(np.int64)
+        out[hashed] = np.where(values.notna().to_numpy(), codes, 0)
     return out
 
 
-def _involved(keys: dd.DataFrame) -> dd.DataFrame:
-    """Only rows that share an email or a phone with another row can be duplicates."""
-    shared = None
-    for key in _KEY_COLUMNS:
-        counts = keys[keys[key].notnull()].groupby(key).size().rename(f"n_{key}").to_frame()
-        keys = keys.merge(counts, left_on=key, right_index=True, how="left")
-        many = keys[f"n_{key}"].fillna(0) > 1
-        shared = many if shared is None else shared | many
-    assert shared is not None
-    return keys[shared].drop(columns=[f"n_{k}" for k in _KEY_COLUMNS])
-
-
 def _components(keys: dd.DataFrame) -> dd.DataFrame:
-    """Label every row with the smallest id in its group (rows linked by email or phone).
+    """The rows sharing an email or a phone with another row, labelled by group.
 
     Label propagation: each round, every row takes the smallest label among
-    the rows sharing its email or its phone (a shuffle per key), until no
-    label changes; the labels are kept on the cluster between rounds.
+    the rows sharing its email's or its phone's hash (a shuffle per key),
+    until no label changes; labels are kept on the cluster between rounds.
+    The first round also counts each key and keeps only the rows whose key
+    another row shares (the others cannot be duplicates). A hash collision
+    can only put two groups in one place: :func:`_group_duplicates` compares
+    the texts themselves.
     """
-    best = [f"best_{k}" for k in _KEY_COLUMNS]
     labelled = keys.assign(label=keys["part"] * (1 << 32) + keys["pos"])
-    for _ in range(_MAX_ROUNDS):
-        for key, name in zip(_KEY_COLUMNS, best, strict=True):
-            have = labelled[labelled[key].notnull()]
-            lowest = have.groupby(key)["label"].min().rename(name).to_frame()
-            labelled = labelled.merge(lowest, left_on=key, right_index=True, how="left")
+    parts = max(1, keys.npartitions)
+    for round_ in range(_MAX_ROUNDS):
+        for hashed in _HASHES:
+            have = labelled[labelled[hashed] != 0]
+            stats = have.groupby(hashed)["label"].agg(["min", "count"], split_out=parts)
+            labelled = labelled.merge(stats, left_on=hashed, right_index=True, how="left")
+            # assign, not rename: dask 2026.8 fails to lower a rename after this shuffle
+            labelled = labelled.assign(
+                **{f"best_{hashed}": labelled["min"], f"n_{hashed}": labelled["count"]}
+            ).drop(columns=["min", "count"])
+        # (both joins done: the columns below belong to one frame, row for row)
         label = labelled["label"]
-        for name in best:
-            other = labelled[name].fillna(label).astype(np.int64)
+        shared = None
+        for hashed in _HASHES:
+            other = labelled[f"best_{hashed}"].fillna(labelled["label"]).astype(np.int64)
             label = label.where(label <= other, other)
+            many = labelled[f"n_{hashed}"].fillna(0) > 1
+            shared = many if shared is None else shared | many
         changed = (label != labelled["label"]).any()
-        labelled = labelled.drop(columns=best).assign(label=label)
+        drop = [f"{c}_{h}" for h in _HASHES for c in ("best", "n")]
+        labelled = labelled.assign(label=label)
+        if round_ == 0:
+            labelled = labelled[shared]
+        labelled = labelled.drop(columns=drop)
         labelled, changed = dask.persist(labelled, changed)
         if not bool(changed.compute()):
             return labelled
@@ -295,8 +302,7 @@ def _duplicates_by_part(keys: dd.DataFrame, policy: str, nparts: int) -> dd.Data
 
 
 def _shuffled_duplicates(keys: dd.DataFrame, policy: str, nparts: int) -> dd.DataFrame:
-    involved = _involved(keys)
-    labelled = _components(involved)
+    labelled = _components(keys)
     grouped = labelled.shuffle(on="label")
     dups = grouped.map_partitions(_group_duplicates, policy, meta=_DUP_META)
     # sorted by input partition, with one output partition per input partition; kept
