@@ -470,8 +470,9 @@ def read_csv(
         return _pandas_frames(opened.target, options, chunksize)
 
     read_frames: Callable[[], Iterator[pd.DataFrame]] = careful
-    names = _plain_utf8_header(source, opened, sep, sample) if plain_options else None
-    if names is not None and not sep_line_found:
+    plain = plain_options and not sep_line_found  # Excel's sep= line: the careful path's
+    names = _plain_utf8_header(source, opened, sep, sample) if plain else None
+    if names is not None:
         skip_lines = int(options.get("skiprows") or 0)
         read_frames = functools.partial(
             _fast_frames, source, sep, skip_lines, names, chunksize, careful

@@ -643,9 +643,14 @@ class _Engine:
         # Rows of a stream not read yet are input rows too: each appears once, as
         # skipped, ready to re-send (read, not validated: nothing will be sent).
         if self._stream is not None:
+            from synckit.validation import Validation
+
             for chunk in self._stream:
                 if isinstance(chunk, pd.DataFrame):
                     self._skip_raw(chunk)
+                elif isinstance(chunk, Validation):  # validated already: invalid rows as such
+                    self._take_invalid(chunk, None)
+                    self._skip_raw(chunk.valid)
             self._stream = None
 
     def _drain(

@@ -754,8 +754,11 @@ def _check_custom(df: pd.DataFrame, prefixed: list[str]) -> _Custom:
 
     bad = np.zeros(n, dtype=bool)
     given = np.full(n, None, dtype=object)
-    raw_json = df["custom_fields"].tolist() if json_cells is not None and not prefixed else None
-    for i in np.flatnonzero(maybe_bad).tolist():
+    suspects = np.flatnonzero(maybe_bad).tolist()
+    raw_json = None
+    if suspects and json_cells is not None and not prefixed:
+        raw_json = df["custom_fields"].tolist()  # the error shows the cell as given
+    for i in suspects:
         cell = None if json_cells is None else json_cells[i]
         for column in prefixed:
             item = _custom_scalar(columns[column].iat[i])
