@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from synckit import io as _io
 from synckit import rules
 from synckit import validation as _v
 from synckit.errors import ConfigError, InputError
+
+log = logging.getLogger("synckit.dask")
 
 __all__ = ["DaskValidation", "iter_validations", "read_csv", "validate"]
 
@@ -263,7 +266,9 @@ def _components(keys: dd.DataFrame) -> dd.DataFrame:
             labelled = labelled[shared]
         labelled = labelled.drop(columns=drop)
         labelled, changed = dask.persist(labelled, changed)
-        if not bool(changed.compute()):
+        settled = not bool(changed.compute())
+        log.debug("duplicate groups: round %d %s", round_ + 1, "settled" if settled else "moved")
+        if settled:
             return labelled
     raise ConfigError(f"duplicate groups did not settle after {_MAX_ROUNDS} rounds")
 

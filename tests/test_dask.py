@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,13 +62,21 @@ MAPPING = {"E-Mail": "email"}
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    """Two worker processes, one thread each: tasks really travel (pickled) between processes."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    """Two worker processes, one thread each: tasks really travel (pickled) between processes.
+
+    Everything listens on loopback; the scheduler's small HTTP server takes a
+    free port when another cluster holds the usual one (its warning is noise).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        )
+    with cluster, distributed.Client(cluster) as client:
         yield client
 
 
