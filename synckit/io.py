@@ -566,6 +566,10 @@ def _pandas_frames(
 
 #: Bytes pyarrow parses at a time (one block per thread when reading a whole file).
 _ARROW_BLOCK: Final = 1 << 22
+#: The same when streaming chunks: pyarrow's streaming reader reads a few dozen
+#: blocks ahead, so this bounds its memory (1M rows in chunks of 50k, 85 MB: arrow
+#: holds 29 MB at most with 512 KiB blocks, 98 MB with 4 MiB; as fast or faster).
+_STREAM_BLOCK: Final = 1 << 19
 # pandas >= 3 reads text as the "str" dtype (arrow-backed); older pandas gives object
 # columns, which this path does not reproduce (nor does pandas' own pyarrow engine there:
 # numbers came back as '7700900123.0', pandas issues 57666 and 58260)
@@ -665,8 +669,9 @@ def _arrow_frames(
     path: str | os.PathLike[str], sep: str, skip: int, names: list[str], chunksize: int | None
 ) -> Iterator[pd.DataFrame]:
     internal = [f"f{i}" for i in range(len(names))]
+    block = _ARROW_BLOCK if chunksize is None else _STREAM_BLOCK
     read = _pacsv.ReadOptions(
-        column_names=internal, skip_rows=skip + 1, block_size=_ARROW_BLOCK, use_threads=True
+        column_names=internal, skip_rows=skip + 1, block_size=block, use_threads=True
     )
     parse = _pacsv.ParseOptions(
         delimiter=sep,

@@ -171,6 +171,7 @@ def test_blocks_and_chunks_across_a_bigger_file(
 ) -> None:
     # small parser blocks so quoted newlines and chunks straddle block boundaries
     monkeypatch.setattr(sio, "_ARROW_BLOCK", 4096)
+    monkeypatch.setattr(sio, "_STREAM_BLOCK", 4096)
     lines = ["email,first_name,custom.n"]
     for i in range(3000):
         name = f'"line\none {i}"' if i % 7 == 0 else ("" if i % 11 == 0 else f"n{i}")
@@ -193,7 +194,7 @@ def test_a_late_ragged_row_hands_over_mid_stream(
     lines[40] = "short@x.com"  # padded by the careful reader
     file = tmp_path / "late.csv"
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    monkeypatch.setattr(sio, "_ARROW_BLOCK", 256)
+    monkeypatch.setattr(sio, "_STREAM_BLOCK", 256)
     fast = outcome(lambda: read_csv(file, chunksize=10))
     with careful_only(monkeypatch):
         careful = outcome(lambda: read_csv(file, chunksize=10))
