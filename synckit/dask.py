@@ -95,9 +95,11 @@ def _layout(frames: Sequence[pd.DataFrame]) -> list[str]:
 
 
 def _read_one(
-    path: str, *, layout: list[str], columns: Any, custom_prefix: str, options: dict[str, Any]
+    path: str, *, layout: list[str], mapping: Any, custom_prefix: str, options: dict[str, Any]
 ) -> pd.DataFrame:
-    df = _io.read_csv(path, columns=columns, custom_prefix=custom_prefix, **options)
+    # (not "columns": Dask passes a function with that parameter the columns a
+    # computation needs, which would replace the header mapping)
+    df = _io.read_csv(path, columns=mapping, custom_prefix=custom_prefix, **options)
     assert isinstance(df, pd.DataFrame)
     return _framed(df, path, layout)
 
@@ -140,7 +142,7 @@ def read_csv(
     layout = _layout([h for h in heads if isinstance(h, pd.DataFrame)])
     meta = _framed(pd.DataFrame({c: pd.Series([], dtype="str") for c in layout}), "", layout)
     read = functools.partial(
-        _read_one, layout=layout, columns=columns, custom_prefix=custom_prefix, options=options
+        _read_one, layout=layout, mapping=columns, custom_prefix=custom_prefix, options=options
     )
     with _no_string_conversion():
         return dd.from_map(read, paths, meta=meta, enforce_metadata=False, label="synckit-read")

@@ -148,6 +148,11 @@ def test_read_csv_carries_source_and_row(cluster: Any, exports: list[Path]) -> N
         "source", "row", "email", "phone_number", "first_name",
         "custom_fields", "custom.plan", "custom.seats",
     ]  # fmt: skip
+    # a computation that needs a few columns still reads with the header mapping
+    assert ddf[["source", "row", "email"]].head(2)["email"].tolist() == [
+        "ada@example.com",
+        "Dave@Example.com",
+    ]
     got = ddf.compute()
     assert [Path(s).name for s in got["source"]] == ["a.csv"] * 5 + ["b.csv"] * 3 + ["c.csv"] * 4
     assert got["row"].tolist() == [2, 3, 4, 5, 6, 2, 3, 4, 2, 3, 5, 6]  # c.csv row 4 is blank
