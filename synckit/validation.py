@@ -140,7 +140,11 @@ class Validation:
 
     - ``valid``: rows ready to send, index ``row`` (spreadsheet row number),
       the contract fields present in the input (in ``rules.FIELDS`` order),
-      normalised; missing values are ``None``.
+      normalised; missing values are ``None``. Custom fields stay columns:
+      ``custom_fields`` (the parsed JSON object, when the input has that
+      column) and one ``custom.<key>`` column per custom field (trimmed
+      text, or the input's numbers and booleans; missing where the key is
+      left out). :func:`to_payloads` builds each row's object when it is sent.
     - ``errors``: one row per broken rule: ``row``, ``field``, ``code``,
       ``message`` (the contract's text, or for ``duplicate_in_file`` one that
       names the kept row), ``value`` (the cell as given).
