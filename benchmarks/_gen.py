@@ -4,8 +4,10 @@
 mixed-format phone numbers from many countries (E.164, international with
 spaces or dashes, national with parentheses or dots, ``1-`` prefixed US,
 ``00`` international prefix), about 4% invalid phones, 2% invalid emails,
-and consent values in assorted spellings. ``make_contacts_csv`` writes the
-same to a file, in chunks so memory stays flat.
+consent values in assorted spellings, and two custom columns
+(``custom.plan``: a few words; ``custom.seats``: numbers, 30% blank).
+``make_contacts_csv`` writes the same to a file, in chunks so memory stays
+flat.
 
 Example:
     >>> df = make_contacts_frame(5, seed=1)
@@ -26,8 +28,9 @@ from synckit import rules
 
 __all__ = ["COLUMNS", "make_contacts_csv", "make_contacts_frame"]
 
-# The contract's text fields, then one custom field as a prefixed column.
-COLUMNS = (*(f for f in rules.FIELDS if f != "custom_fields"), "custom.plan")
+# The contract's text fields, then two custom fields as prefixed columns: a few
+# distinct words (plan) and a number of seats (digits, as a CSV holds them).
+COLUMNS = (*(f for f in rules.FIELDS if f != "custom_fields"), "custom.plan", "custom.seats")
 
 # (region, weight): mostly the US (default region), then a spread of others.
 _REGIONS = (
@@ -181,6 +184,8 @@ def _frame(
     ec = np.array(_EMAIL_CONSENT, dtype=object)[rng.integers(0, len(_EMAIL_CONSENT), n)]
     sc = np.array(_SMS_CONSENT, dtype=object)[rng.integers(0, len(_SMS_CONSENT), n)]
     plan = np.array(_PLANS, dtype=object)[rng.integers(0, len(_PLANS), n)]
+    seats = rng.integers(1, 500, n).astype(str).astype(object)
+    seats[rng.random(n) < 0.3] = ""  # not every row has one
     frame = pd.DataFrame(
         {
             "email": emails,
@@ -190,6 +195,7 @@ def _frame(
             "email_consent": ec,
             "sms_consent": sc,
             "custom.plan": plan,
+            "custom.seats": seats,
         },
         columns=list(COLUMNS),
     )

@@ -2,9 +2,11 @@
 
 :func:`read_csv` is the front door: it guesses the encoding and delimiter,
 reads every cell as text (``07700900123`` stays ``07700900123``), maps
-source headers to contract fields, folds ``custom.*`` columns and a JSON
-``custom_fields`` column into one ``custom_fields`` column of dicts, and
-indexes rows by the number a spreadsheet shows (header = 1).
+source headers to contract fields and custom fields (``custom.<key>``
+columns; a JSON ``custom_fields`` column), and indexes rows by the number a
+spreadsheet shows (header = 1). Plain UTF-8 files are parsed by pyarrow
+(several times faster); everything else, and any file pyarrow finds
+irregular, by pandas' parser, with the same frames as the result.
 
 Example:
     >>> import io
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
-import json
+import logging
 import os
 import re
 import warnings
@@ -35,6 +38,15 @@ from synckit import _headers, _vcard, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit.errors import ConfigError, InputError
 
+try:  # the fast reader for plain UTF-8 files (pyarrow's multi-threaded CSV parser)
+    import pyarrow as _pa
+    import pyarrow.csv as _pacsv
+except ImportError:  # pragma: no cover - without pyarrow every file takes the careful path
+    _pa = None
+    _pacsv = None
+
+log = logging.getLogger("synckit.io")
+
 __all__ = ["COUNTRY", "SAMPLE_COLUMNS", "ColumnPlan", "plan_columns", "read_csv"]
 
 #: The header mapping of ``sample_data/contacts.csv`` (used by ``synckit demo`` and the notebooks).
@@ -47,6 +59,8 @@ SAMPLE_COLUMNS: Final[dict[str, str]] = {
     "SMS Opt-In": "sms_consent",
 }
 
+#: How a frame names a custom field's column (what ``validate`` reads as ``custom_fields`` keys).
+CUSTOM_PREFIX: Final = "custom."
 _SAMPLE_BYTES: Final = 1 << 16
 _SCAN_BLOCK: Final = 1 << 20
 _DELIMITERS: Final = (",", ";", "\t")
@@ -476,15 +490,21 @@ def read_csv(
     - ``columns`` maps source headers to contract fields (``{"E-mail
       Address": "email"}``; a target of ``"custom.plan"`` makes a custom
       field, ``None`` drops the column). Headers equal to a contract field
-      after trimming match case-insensitively. A ``custom_fields`` column of
-      JSON objects is parsed; columns starting with ``custom_prefix`` become
-      ``custom_fields`` keys (empty cells left out, values trimmed text). A
-      cell that is not a JSON object stays as text, and validation reports it.
+      after trimming match case-insensitively. Columns starting with
+      ``custom_prefix`` (or mapped to ``custom.<key>``) become columns named
+      ``custom.<key>``, and a ``custom_fields`` column (JSON objects) stays
+      as written: :func:`synckit.validate` checks them, and each sent row's
+      ``custom_fields`` object is its JSON object with its ``custom.<key>``
+      cells (trimmed; empty ones left out) laid over it.
     - Other columns are not kept: ``df.attrs["ignored_columns"]`` lists them,
       ``df.attrs["unmatched_columns"]`` lists ``columns`` keys not found.
     - UTF-8 (with or without BOM), UTF-16 and cp1252 are recognised; ``,``
       ``;`` and tab are sniffed from the header. ``encoding=`` and ``sep=``
       override the guesses; other keywords go to :func:`pandas.read_csv`.
+    - A UTF-8 file without a BOM, without other keywords, is parsed by
+      pyarrow when it is installed (pandas >= 3); any irregularity (ragged
+      rows, repeated headers, stray bytes) hands it to pandas' parser, so
+      the frames and errors are the same either way.
 
     Rows longer than the header, an empty file, or a header with no usable
     column raise :class:`~synckit.errors.InputError` naming file and line.
@@ -495,9 +515,9 @@ def read_csv(
 
     Example:
         >>> import io
-        >>> df = read_csv(io.StringIO("email;phone_number;custom.plan\\nA@x.com;;pro\\n"))
-        >>> df.loc[2, "custom_fields"], df.attrs["ignored_columns"]
-        ({'plan': 'pro'}, [])
+        >>> df = read_csv(io.StringIO("email;phone_number;Custom.Plan\\nA@x.com;;pro\\n"))
+        >>> df.columns.tolist(), df.attrs["ignored_columns"]
+        (['email', 'phone_number', 'custom.Plan'], [])
     """
     name = _source_name(source)
     opened = _open(source, pandas_kwargs.pop("encoding", None))
@@ -513,12 +533,16 @@ def read_csv(
         again = {"custom_prefix": custom_prefix, "chunksize": chunksize, **pandas_kwargs}
         return read_csv(cards, columns=columns, **again)
     sep = pandas_kwargs.pop("sep", None) or pandas_kwargs.pop("delimiter", None)
+    # Other pandas options (usecols, quotechar, ...) are pandas' to honour: careful path.
+    plain_options = not pandas_kwargs
+    sep_line_found = False
     sample = opened.sample
     first_row = 2
     if "skiprows" not in pandas_kwargs and "header" not in pandas_kwargs:
         skip = 0
         sep_line = _SEP_LINE.match(sample)
         if sep_line:
+            sep_line_found = True
             skip = 1  # not shown by Excel: the header is still row 1
             sep = sep or sep_line.group(1)
             sample = sample[sep_line.end() :]
@@ -545,9 +569,19 @@ def read_csv(
         "encoding_errors": "strict",
     }
     options.update(pandas_kwargs)
-    reader = _chunks(
-        opened.target, name, options, chunksize, columns, custom_prefix, sample, first_row
-    )
+
+    def careful() -> Iterator[pd.DataFrame]:
+        return _pandas_frames(opened.target, options, chunksize)
+
+    read_frames: Callable[[], Iterator[pd.DataFrame]] = careful
+    plain = plain_options and not sep_line_found  # Excel's sep= line: the careful path's
+    names = _plain_utf8_header(source, opened, sep, sample) if plain else None
+    if names is not None:
+        skip_lines = int(options.get("skiprows") or 0)
+        read_frames = functools.partial(
+            _fast_frames, source, sep, skip_lines, names, chunksize, careful
+        )
+    reader = _chunks(read_frames, name, options, columns, custom_prefix, sample, first_row)
     if chunksize is not None:
         return reader
     frames = list(reader)
@@ -620,11 +654,221 @@ def _line_of(exc: Exception) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _strict(step: Callable[[], Any]) -> Any:
+    """``step()`` with pandas' ParserWarning raised as an error.
+
+    A data row longer than the header makes pandas drop cells with only a
+    warning: make it an error. The filter is set around each read only, never
+    across a yield (the caller's code runs there).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return step()
+
+
+def _pandas_frames(
+    target: Any, options: dict[str, Any], chunksize: int | None
+) -> Iterator[pd.DataFrame]:
+    """The careful path: pandas' C parser, every cell as text (raw frames, RangeIndex)."""
+    if chunksize is None:
+        yield _strict(lambda: pd.read_csv(target, **options))
+        return
+    iterator = _strict(lambda: iter(pd.read_csv(target, chunksize=chunksize, **options)))
+    while True:
+        raw = _strict(lambda: next(iterator, None))
+        if raw is None:
+            return
+        yield raw
+
+
+# ---------------------------------------------------------------------------
+# the fast path: pyarrow's CSV parser for plain UTF-8 files
+
+#: Bytes pyarrow parses at a time (one block per thread when reading a whole file).
+_ARROW_BLOCK: Final = 1 << 22
+#: The same when streaming chunks: pyarrow's streaming reader reads a few dozen
+#: blocks ahead, so this bounds its memory (1M rows in chunks of 50k, 85 MB: arrow
+#: holds 29 MB at most with 512 KiB blocks, 98 MB with 4 MiB; as fast or faster).
+_STREAM_BLOCK: Final = 1 << 19
+# pandas >= 3 reads text as the "str" dtype (arrow-backed); older pandas gives object
+# columns, which this path does not reproduce (nor does pandas' own pyarrow engine there:
+# numbers came back as '7700900123.0', pandas issues 57666 and 58260)
+_FAST_READER: Final = _pacsv is not None and int(pd.__version__.split(".")[0]) >= 3
+
+
+_TEXT: Final = pd.StringDtype("pyarrow", na_value=np.nan)  # what dtype=str reads
+_TEXT_TYPES: Final = {} if _pa is None else {_pa.string(): _TEXT, _pa.large_string(): _TEXT}
+
+
+def _plain_utf8_header(source: Any, opened: _Opened, sep: str, sample: str) -> list[str] | None:
+    """The header's names if the fast reader gives the careful path's frames, else None.
+
+    Plain means: a file on disk, UTF-8 without a BOM (sniffed, or
+    ``encoding="utf-8"``), a one-character delimiter, and a header of
+    distinct, non-blank names on one line. Anything else (encodings, BOMs,
+    Excel's ``sep=`` line, pandas options, repeated or empty headers, which
+    pandas renames) stays on the careful path. So does a file the fast
+    reader then finds irregular (ragged rows, bytes that are not UTF-8):
+    :func:`_fast_frames` hands it back.
+    """
+    if not _FAST_READER or not isinstance(source, (str, os.PathLike)):
+        return None
+    if opened.encoding is None or codecs.lookup(opened.encoding).name != "utf-8":
+        return None  # other encodings, and "utf-8-sig" (a BOM), are the careful path's
+    if len(sep) != 1 or sep in '"\r\n':
+        return None
+    end = re.search(r"\r\n?|\n", sample)
+    line = sample[: end.start()] if end else sample
+    if end is None and len(sample.encode("utf-8")) >= _SAMPLE_BYTES - 4:
+        return None  # the header may go on beyond the sample
+    try:
+        names = next(csv.reader([line], delimiter=sep, strict=True))
+    except (csv.Error, StopIteration):
+        return None
+    if line.count('"') % 2:
+        return None  # a quoted header cell spanning lines
+    if not names or len(set(names)) != len(names) or any(not n.strip() for n in names):
+        return None
+    if not _quotes_even(source):
+        return None  # maybe a quote left open: pandas says where, pyarrow reads on to the end
+    return names
+
+
+def _quotes_even(path: str | os.PathLike[str]) -> bool:
+    """True if the file holds an even number of ``"`` (one block at a time).
+
+    A quoted cell left open at the end of the file is an error for pandas and
+    the rest of the file in one cell for pyarrow; an odd count is the usual
+    sign of it. (A stray quote inside a cell can hide one open quote, which
+    :func:`_arrow_frames` catches by the multi-line last record it leaves.)
+    """
+    count = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(_SCAN_BLOCK):
+            count += block.count(b'"')
+    return count % 2 == 0
+
+
+def _fast_frames(
+    path: str | os.PathLike[str],
+    sep: str,
+    skip: int,
+    names: list[str],
+    chunksize: int | None,
+    careful: Callable[[], Iterator[pd.DataFrame]],
+) -> Iterator[pd.DataFrame]:
+    """Raw frames from pyarrow's parser: the careful path's frames, faster.
+
+    Every column is read as text (``column_types``, never inferred then cast),
+    ``""`` and empty cells are missing, blank lines are rows (as pandas' with
+    ``skip_blank_lines=False``), quoted cells may span lines. Chunks hold
+    ``chunksize`` records each, as pandas' do. If pyarrow refuses the file
+    (a row longer or shorter than the header, bytes that are not UTF-8), the
+    careful reader takes over from the start, skipping the records already
+    given: its errors, padding and messages are the ones the caller sees.
+    """
+    given = 0
+    try:
+        for frame in _arrow_frames(path, sep, skip, names, chunksize):
+            given += len(frame)
+            yield frame
+        return
+    except _pa.ArrowInvalid as exc:
+        log.debug("%s: the careful CSV reader takes over after %d rows (%s)", path, given, exc)
+    for frame in careful():
+        if given >= len(frame) and len(frame):
+            given -= len(frame)
+            continue
+        if given:
+            frame = frame.iloc[given:]
+            given = 0
+        yield frame
+
+
+def _arrow_frames(
+    path: str | os.PathLike[str], sep: str, skip: int, names: list[str], chunksize: int | None
+) -> Iterator[pd.DataFrame]:
+    internal = [f"f{i}" for i in range(len(names))]
+    block = _ARROW_BLOCK if chunksize is None else _STREAM_BLOCK
+    read = _pacsv.ReadOptions(
+        column_names=internal, skip_rows=skip + 1, block_size=block, use_threads=True
+    )
+    parse = _pacsv.ParseOptions(
+        delimiter=sep,
+        quote_char='"',
+        double_quote=True,
+        escape_char=False,
+        newlines_in_values=True,
+        ignore_empty_lines=False,
+    )
+    convert = _pacsv.ConvertOptions(
+        column_types={c: _pa.string() for c in internal},
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    if chunksize is None:
+        table = _pacsv.read_csv(path, read, parse, convert)
+        _check_last_record(table, path)
+        yield _arrow_to_frame(table, names)
+        return
+    pending: list[Any] = []
+    held = 0
+    yielded = False
+    with _pacsv.open_csv(path, read, parse, convert) as stream:
+        schema = stream.schema
+        for batch in stream:
+            pending.append(batch)
+            held += batch.num_rows
+            # a full chunk goes out once a later row exists: the last record is checked first
+            while held > chunksize:
+                table = _pa.Table.from_batches(pending, schema=schema)
+                yield _arrow_to_frame(table.slice(0, chunksize), names)
+                yielded = True
+                rest = table.slice(chunksize)
+                pending = rest.to_batches()
+                held = rest.num_rows
+    table = _pa.Table.from_batches(pending, schema=schema)
+    _check_last_record(table, path)
+    if held or not yielded:
+        yield _arrow_to_frame(table, names)
+
+
+def _check_last_record(table: Any, path: str | os.PathLike[str]) -> None:
+    """Refuse (ArrowInvalid) an end of file where a quote may have been left open.
+
+    pyarrow reads an open quote on to the end of the file, where pandas
+    reports an error: so a last record with a line break in a cell, or a
+    last line without a line break that holds a quote, is pandas' to judge
+    (a real multi-line last cell reads the same there, only slower).
+    """
+    with open(path, "rb") as fh:
+        fh.seek(max(fh.seek(0, os.SEEK_END) - _SAMPLE_BYTES, 0))
+        tail = fh.read()
+    if tail and not tail.endswith((b"\n", b"\r")):
+        last_line = re.split(rb"\r\n?|\n", tail)[-1]
+        if b'"' in last_line:
+            raise _pa.ArrowInvalid("a quote on a last line with no line break")
+    if not table.num_rows:
+        return
+    last = table.slice(table.num_rows - 1)
+    for column in last.columns:
+        value = column[0].as_py()
+        if value is not None and ("\n" in value or "\r" in value):
+            raise _pa.ArrowInvalid("a line break in the last record (a quote left open?)")
+
+
+def _arrow_to_frame(table: Any, names: list[str]) -> pd.DataFrame:
+    """An arrow table of text columns as pandas' ``dtype=str`` frame (RangeIndex)."""
+    frame = table.to_pandas(types_mapper=_TEXT_TYPES.get)
+    frame.columns = pd.Index(names, dtype=object)
+    return frame
+
+
 def _chunks(
-    target: Any,
+    frames: Callable[[], Iterator[pd.DataFrame]],
     name: str,
     options: dict[str, Any],
-    chunksize: int | None,
     columns: Mapping[str, str | None] | None,
     custom_prefix: str,
     sample: str = "",
@@ -632,26 +876,8 @@ def _chunks(
 ) -> Iterator[pd.DataFrame]:
     next_row = first_row
     plan: ColumnPlan | None = None
-
-    def strict(step: Callable[[], Any]) -> Any:
-        # A data row longer than the header makes pandas drop cells with only a
-        # warning: make it an error. The filter is set around each read only, never
-        # across a yield (the caller's code runs there).
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            return step()
-
     try:
-        if chunksize is None:
-            iterator: Iterator[pd.DataFrame] = iter(
-                [strict(lambda: pd.read_csv(target, **options))]
-            )
-        else:
-            iterator = strict(lambda: iter(pd.read_csv(target, chunksize=chunksize, **options)))
-        while True:
-            raw = strict(lambda: next(iterator, None))
-            if raw is None:
-                break
+        for raw in frames():
             if plan is None:
                 headers = [str(c) for c in raw.columns]
                 given = _given_headers(sample, options, headers)
@@ -699,7 +925,13 @@ def _chunks(
 
 
 def _shape(raw: pd.DataFrame, plan: ColumnPlan, name: str) -> pd.DataFrame:
-    """Drop blank rows, keep mapped fields in contract order, build ``custom_fields``."""
+    """Drop blank rows, keep mapped fields in contract order, then the custom fields.
+
+    Custom fields stay columns of text (``custom.<key>``, and the JSON
+    ``custom_fields`` column as written): :func:`synckit.validate` checks them
+    column by column and :func:`synckit.validation.to_payloads` builds each
+    row's object only when the row is sent.
+    """
     if len(raw.columns):
         raw = raw[raw.notna().any(axis=1)]
         footer = _footer_rows(raw)
@@ -709,8 +941,10 @@ def _shape(raw: pd.DataFrame, plan: ColumnPlan, name: str) -> pd.DataFrame:
     for fld in (*rules.FIELDS, COUNTRY):
         if fld in plan.fields:
             out[fld] = _coalesce(raw, plan, fld)
-        if fld == "custom_fields" and (plan.custom or plan.json_column):
-            out["custom_fields"] = _custom_column(raw, plan)
+    if plan.json_column is not None:
+        out["custom_fields"] = raw[plan.json_column].astype("str")
+    for header, key in plan.custom.items():
+        out[CUSTOM_PREFIX + key] = raw[header].astype("str")
     mapping = plan.mapping()
     out.attrs = {
         "source": name,
@@ -790,29 +1024,3 @@ def _footer_rows(raw: pd.DataFrame) -> np.ndarray | None:
     mask = np.zeros(len(raw), dtype=bool)
     mask[len(raw) - len(tail) + start :] = True
     return mask
-
-
-def _custom_column(raw: pd.DataFrame, plan: ColumnPlan) -> pd.Series:
-    n = len(raw)
-    cells: list[Any] = [None] * n
-    if plan.json_column is not None:
-        col = raw[plan.json_column]
-        for i in np.flatnonzero(col.notna().to_numpy()):
-            text = str(col.iat[int(i)]).strip()
-            if not text:
-                continue
-            try:
-                cells[i] = json.loads(text)
-            except ValueError:
-                cells[i] = text  # validation reports it as not a flat object
-    for header, key in plan.custom.items():
-        values = raw[header].str.strip()
-        present = (values.notna() & (values != "")).to_numpy()
-        for i, value in zip(np.flatnonzero(present), values[present].tolist(), strict=True):
-            cell = cells[i]
-            if cell is None:
-                cells[i] = {key: value}
-            elif isinstance(cell, dict):
-                cell[key] = value
-            # a broken JSON cell stays broken: the row is rejected anyway
-    return pd.Series(cells, index=raw.index, dtype=object, name="custom_fields")

@@ -405,6 +405,17 @@ class _Engine:
     def _chunks(self, data: Any) -> Iterator[tuple[Validation, pd.DataFrame | None]]:
         from synckit.validation import Validation
 
+        if _is_dask(data):
+            # Dask input: pandas Validation chunks, one partition at a time (issue 14)
+            from synckit.dask import iter_validations
+
+            data = iter_validations(
+                data,
+                default_region=self.default_region,
+                sms_countries=self.sms_countries,
+                duplicates=self.duplicates,
+                **self.validate_options,
+            )
         if isinstance(data, Validation):
             yield data, None
         elif isinstance(data, pd.DataFrame):
@@ -413,6 +424,9 @@ class _Engine:
         elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, Mapping)):
             self._stream = iter(data)
             for chunk in self._stream:
+                if isinstance(chunk, Validation):  # already validated (e.g. a Dask partition)
+                    yield chunk, None
+                    continue
                 if not isinstance(chunk, pd.DataFrame):
                     raise ConfigError(
                         "upsert() takes a DataFrame, a Validation or an iterator of DataFrames "
@@ -458,7 +472,7 @@ class _Engine:
     def _total(data: Any) -> int | None:
         from synckit.validation import Validation
 
-        if isinstance(data, Validation):
+        if isinstance(data, Validation) and not _is_dask(data):
             return len(data.valid) + len(data.invalid)
         if isinstance(data, pd.DataFrame):
             return len(data)
@@ -633,9 +647,14 @@ class _Engine:
         # Rows of a stream not read yet are input rows too: each appears once, as
         # skipped, ready to re-send (read, not validated: nothing will be sent).
         if self._stream is not None:
+            from synckit.validation import Validation
+
             for chunk in self._stream:
                 if isinstance(chunk, pd.DataFrame):
                     self._skip_raw(chunk)
+                elif isinstance(chunk, Validation):  # validated already: invalid rows as such
+                    self._take_invalid(chunk, None)
+                    self._skip_raw(chunk.valid)
             self._stream = None
 
     def _drain(
@@ -1269,6 +1288,12 @@ def _records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{"email": e, "phone_number": p} for e, p in zip(emails, phones, strict=True)]
 
 
+def _is_dask(data: Any) -> bool:
+    """A Dask DataFrame or a validation of one (known without importing Dask)."""
+    module = type(data).__module__
+    return module.split(".")[0] == "dask" or module == "synckit.dask"
+
+
 def _with_row_index(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` indexed by spreadsheet row numbers, as :func:`synckit.validate` numbers rows.
 
@@ -1286,7 +1311,8 @@ def _with_row_index(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _contract_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in frame.columns if c in rules.FIELDS]
+    # custom.<key> columns are custom fields (read_csv keeps them as columns)
+    cols = [c for c in frame.columns if c in rules.FIELDS or str(c).startswith("custom.")]
     return frame[cols] if cols else frame
 
 

@@ -13,6 +13,7 @@ import pytest
 import synckit
 from synckit.errors import ConfigError, InputError
 from synckit.io import SAMPLE_COLUMNS, plan_columns, read_csv
+from synckit.validation import to_payloads
 
 
 def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "c.csv") -> Path:
@@ -25,7 +26,7 @@ def test_cells_stay_text_and_empty_cells_are_missing(tmp_path: Path) -> None:
     path = write(tmp_path, "email,phone_number,custom.zip\na@x.com,07700900123,02134\n,,\n,0,\n")
     df = read_csv(path)
     assert df.loc[2, "phone_number"] == "07700900123"
-    assert df.loc[2, "custom_fields"] == {"zip": "02134"}
+    assert df.loc[2, "custom.zip"] == "02134"
     assert pd.isna(df.loc[4, "email"])
     assert df.loc[4, "phone_number"] == "0"
     # the fully empty row 3 is dropped, its number skipped
@@ -63,8 +64,8 @@ def test_mapping_and_header_matching(tmp_path: Path) -> None:
     df = read_csv(
         write(tmp_path, text), columns={"e-mail address": "email", "First Name": "first_name"}
     )
-    assert list(df.columns) == ["email", "phone_number", "first_name", "custom_fields"]
-    assert df.loc[2, "custom_fields"] == {"Plan": "pro"}
+    assert list(df.columns) == ["email", "phone_number", "first_name", "custom.Plan"]
+    assert df.loc[2, "custom.Plan"] == "pro"
     assert df.attrs["ignored_columns"] == ["Notes"]
     assert df.attrs["columns"]["E-mail Address"] == "email"
 
@@ -75,7 +76,7 @@ def test_mapping_to_custom_and_dropping(tmp_path: Path) -> None:
         columns={"Mail": "email", "Tier": "custom.tier", "email": None, "Missing": "phone_number"},
     )
     assert df.loc[2, "email"] == "a@x.com"
-    assert df.loc[2, "custom_fields"] == {"tier": "gold"}
+    assert df.loc[2, "custom.tier"] == "gold"
     assert df.attrs["unmatched_columns"] == ["Missing"]
     assert "email" in df.attrs["ignored_columns"]
 
@@ -93,9 +94,18 @@ def test_mapping_to_unknown_field_is_a_config_error() -> None:
 def test_custom_fields_json_column_merges_with_prefix_columns(tmp_path: Path) -> None:
     text = 'email,custom_fields,custom.plan\na@x.com,"{""seats"": 3, ""vip"": true}",pro\nb@x.com,not json,\nc@x.com,,  \n'
     df = read_csv(write(tmp_path, text))
-    assert df.loc[2, "custom_fields"] == {"seats": 3, "vip": True, "plan": "pro"}
-    assert df.loc[3, "custom_fields"] == "not json"  # kept; validation rejects it
-    assert df.loc[4, "custom_fields"] is None  # blank custom.* cells are left out
+    # cells stay text; the object is built when the row is sent
+    assert list(df.columns) == ["email", "custom_fields", "custom.plan"]
+    assert df.loc[2, "custom_fields"] == '{"seats": 3, "vip": true}'
+    check = synckit.validate(df)
+    assert to_payloads(check.valid) == [
+        (2, {"email": "a@x.com", "custom_fields": {"seats": 3, "vip": True, "plan": "pro"}}),
+        (4, {"email": "c@x.com"}),  # blank custom.* cells are left out
+    ]
+    # a cell that is not a JSON object is reported as written
+    assert check.errors[["row", "code", "value"]].values.tolist() == [
+        [3, "nested_custom_fields", "not json"]
+    ]
 
 
 @pytest.mark.parametrize(

@@ -228,7 +228,10 @@ def test_custom_prefix_columns_of_a_users_frame() -> None:
         }
     )
     check = validate(df)
-    assert check.valid["custom_fields"].tolist() == [
+    # valid keeps custom fields as columns (normalised); bodies are built when sent
+    assert list(check.valid.columns) == ["email", "custom_fields", "custom.plan", "custom.seats"]
+    assert check.valid["custom.plan"].tolist()[0] == "pro"
+    assert [body.get("custom_fields") for _, body in to_payloads(check.valid)] == [
         {"plan": "pro", "seats": 3.0},
         {"vip": True, "seats": 4.0},
         None,

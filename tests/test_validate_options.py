@@ -43,7 +43,10 @@ def test_defaults_fill_empty_cells_and_missing_columns() -> None:
     # a value in the file wins; the default is normalised like a cell
     assert check.valid["email_consent"].tolist() == ["subscribed", "subscribed", "unsubscribed"]
     assert check.valid["first_name"].tolist() == ["Friend"] * 3
-    assert check.valid["custom_fields"].tolist() == [{"source": "shop"}] * 3
+    # custom fields stay columns until sent (issue 14); the bodies carry the object
+    assert check.valid["custom.source"].tolist() == ["shop"] * 3
+    bodies = [body for _, body in to_payloads(check.valid)]
+    assert [b["custom_fields"] for b in bodies] == [{"source": "shop"}] * 3
 
 
 @pytest.mark.parametrize(
@@ -389,3 +392,27 @@ def test_a_rows_errors_come_before_its_warnings(sandbox: Sandbox) -> None:
         ["invalid", "phone_scientific"]
     ]
     assert report.errors["severity"].astype(str).tolist() == ["error", "warning"]
+
+
+def test_drop_leaves_out_every_custom_field_of_a_row_with_a_nested_one() -> None:
+    """Custom fields are columns until sent (issue 14): dropping them clears each column's cell."""
+    df = pd.DataFrame(
+        {
+            "email": ["a@example.com", "b@example.com"],
+            "custom_fields": ['{"tier": {"level": 2}}', '{"tier": "gold"}'],
+            "custom.plan": ["pro", "free"],
+        }
+    )
+    check = synckit.validate(df, invalid_fields="drop")
+    assert check.ok
+    bodies = dict(to_payloads(check.valid))
+    assert bodies[2] == {"email": "a@example.com"}  # no custom_fields at all
+    assert bodies[3] == {
+        "email": "b@example.com",
+        "custom_fields": {"tier": "gold", "plan": "free"},
+    }
+    # the broken rule stays reported, as a warning saying what was done
+    assert check.errors[["row", "field", "code", "severity"]].values.tolist() == [
+        [2, "custom_fields", "nested_custom_fields", "warning"]
+    ]
+    assert "sent without this field" in check.errors["message"].iat[0]

@@ -1,0 +1,642 @@
+"""Contact lists bigger than one machine: read and validate on a Dask cluster, sync from the driver.
+
+Validation is a pure ``DataFrame -> Validation`` function, so it runs on
+partitions; only duplicates need the whole list, and they are found by
+shuffling keys (never the rows) between workers. The sync itself stays on
+the driver: one :class:`~synckit.Client`, the API's rate limit, partitions
+streamed through it one at a time.
+
+Example (a cluster of your own, or ``distributed.Client()`` for a local one)::
+
+    import synckit, synckit.dask
+    from distributed import Client as DaskClient
+
+    with DaskClient("tcp://scheduler:8786"):
+        ddf = synckit.dask.read_csv("exports/2026-12-*.csv", columns=MAPPING)
+        check = synckit.validate(ddf, default_region="GB")   # lazy; Dask frames
+        check.errors.to_csv("errors-*.csv")                  # written by the workers
+        report = synckit.upsert(check, synckit.Client.from_env())
+
+Every row carries ``source`` (its file) and ``row`` (its spreadsheet row in
+that file) as columns, through every partition and result.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from dask import delayed
+
+from synckit import io as _io
+from synckit import rules
+from synckit import validation as _v
+from synckit.errors import ConfigError, InputError
+
+log = logging.getLogger("synckit.dask")
+
+__all__ = ["DaskValidation", "iter_validations", "read_csv", "validate"]
+
+SOURCE: Final = "source"
+ROW: Final = "row"
+#: Rounds of label propagation before giving up (each round at least halves
+#: nothing in the worst case, so a chain of duplicates longer than this is
+#: reported as an error rather than silently cut).
+_MAX_ROUNDS: Final = 64
+
+
+def _no_string_conversion() -> Any:
+    """Dask's default turns object columns into ``string[pyarrow]`` when a collection
+    is created (dicts become text, ``"str"`` becomes ``"string"``): keep the dtypes
+    synckit produces."""
+    return dask.config.set({"dataframe.convert-string": False})
+
+
+def is_dask(obj: object) -> bool:
+    """True for a Dask DataFrame (checked without importing Dask for pandas input)."""
+    return type(obj).__module__.split(".")[0] == "dask" and hasattr(obj, "npartitions")
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+
+#: A path, a glob pattern, or several paths.
+Paths: TypeAlias = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+
+
+def _paths(pattern_or_paths: Paths) -> list[str]:
+    if isinstance(pattern_or_paths, (str, os.PathLike)):
+        text = os.fspath(pattern_or_paths)
+        found = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+    else:
+        found = sorted(os.fspath(p) for p in pattern_or_paths)
+    if not found:
+        raise InputError(f"no file matches {os.fspath(pattern_or_paths)!r}")  # type: ignore[arg-type]
+    return found
+
+
+def _layout(frames: Sequence[pd.DataFrame]) -> list[str]:
+    """Every file's columns in one order: contract fields, then custom columns as first seen."""
+    seen = {c for f in frames for c in f.columns}
+    out: list[str] = [str(f) for f in rules.FIELDS if f in seen]
+    for frame in frames:
+        out += [c for c in frame.columns if c not in out]
+    return out
+
+
+def _read_one(
+    path: str, *, layout: list[str], mapping: Any, custom_prefix: str, options: dict[str, Any]
+) -> pd.DataFrame:
+    # (not "columns": Dask passes a function with that parameter the columns a
+    # computation needs, which would replace the header mapping)
+    df = _io.read_csv(path, columns=mapping, custom_prefix=custom_prefix, **options)
+    assert isinstance(df, pd.DataFrame)
+    return _framed(df, path, layout)
+
+
+def _framed(df: pd.DataFrame, path: str, layout: list[str]) -> pd.DataFrame:
+    out = df.reindex(columns=layout).astype("str")  # a column another file lacks: all missing
+    out.insert(0, ROW, np.asarray(df.index, dtype=np.int64))
+    out.insert(0, SOURCE, pd.Series([path] * len(df), index=df.index, dtype="str"))
+    return out.reset_index(drop=True)
+
+
+def read_csv(
+    pattern_or_paths: Paths,
+    *,
+    columns: Any = None,
+    custom_prefix: str = "custom.",
+    **options: Any,
+) -> dd.DataFrame:
+    """Contact CSVs as one Dask DataFrame: one partition per file, in sorted path order.
+
+    Each file is read by :func:`synckit.read_csv` on a worker (every cell
+    text, header mapping with ``columns``, ``custom.<key>`` columns, the
+    careful or fast parser), plus two columns: ``source`` (the path) and
+    ``row`` (the spreadsheet row in that file). Files whose headers differ
+    share one column layout (a column a file lacks is missing there). Only
+    the headers are read here, so a file without a usable column fails now.
+    The paths must be readable from the workers (a shared file system).
+
+    Example:
+        >>> ddf = read_csv("exports/*.csv", columns={"E-mail": "email"})  # doctest: +SKIP
+        >>> ddf[["source", "row", "email"]].head()                         # doctest: +SKIP
+    """
+    paths = _paths(pattern_or_paths)
+    if "chunksize" in options:
+        raise ConfigError("synckit.dask.read_csv reads one partition per file: no chunksize")
+    heads = [
+        _io.read_csv(p, columns=columns, custom_prefix=custom_prefix, nrows=0, **options)
+        for p in paths
+    ]
+    layout = _layout([h for h in heads if isinstance(h, pd.DataFrame)])
+    meta = _framed(pd.DataFrame({c: pd.Series([], dtype="str") for c in layout}), "", layout)
+    read = functools.partial(
+        _read_one, layout=layout, mapping=columns, custom_prefix=custom_prefix, options=options
+    )
+    with _no_string_conversion():
+        return dd.from_map(read, paths, meta=meta, enforce_metadata=False, label="synckit-read")
+
+
+# ---------------------------------------------------------------------------
+# validation, partition by partition
+
+
+@dataclass(frozen=True)
+class _Options:
+    """validate()'s options: plain values, pickled into every task."""
+
+    default_region: str | None
+    sms_countries: tuple[str, ...] | None
+    duplicates: str
+    #: validate()'s other options (defaults, values, invalid_fields, region_column),
+    #: passed through unchanged to each partition's pandas validate.
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+def _validate_part(frame: pd.DataFrame, opts: _Options, part: int) -> _v.Validation:
+    """One partition, duplicates left for later: frames with ``source`` and ``row`` columns.
+
+    Rows of each source are validated together (a partition usually holds one
+    file), so row numbers never collide inside one ``validate`` call.
+    """
+    groups: list[tuple[Any, pd.DataFrame]] = (
+        list(frame.groupby(SOURCE, sort=False, dropna=False)) if len(frame) else [(None, frame)]
+    )
+    parts: list[_v.Validation] = []
+    for source, group in groups:
+        data = group.drop(columns=[SOURCE]).set_index(ROW)
+        data.index = pd.Index(np.asarray(data.index, dtype=np.int64), name=ROW)
+        check = _v.validate(
+            data,
+            default_region=opts.default_region,
+            sms_countries=opts.sms_countries,
+            duplicates="keep",
+            **dict(opts.extra),
+        )
+        name = "" if source is None else str(source)
+        parts.append(
+            _v.Validation(
+                valid=_with_source(check.valid.reset_index(), name),
+                errors=_with_source(check.errors, name),
+                invalid=_with_source(check.invalid.reset_index(), name),
+                ignored_columns=check.ignored_columns,
+            )
+        )
+    if len(parts) == 1:
+        return parts[0]
+    # several files in one partition: back to the partition's row order
+    return _v.Validation(
+        valid=_in_order(pd.concat([p.valid for p in parts], ignore_index=True), frame),
+        errors=_in_order(pd.concat([p.errors for p in parts], ignore_index=True), frame),
+        invalid=_in_order(pd.concat([p.invalid for p in parts], ignore_index=True), frame),
+        ignored_columns=parts[0].ignored_columns,
+    )
+
+
+def _with_source(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    out = frame.copy()
+    out.insert(0, SOURCE, pd.Series([source] * len(frame), index=frame.index, dtype="str"))
+    return out.reset_index(drop=True)
+
+
+_KEY_COLUMNS: Final = ("email", "phone_number")
+_HASHES: Final = ("h_email", "h_phone_number")
+
+
+def _keys(check: _v.Validation, part: int) -> pd.DataFrame:
+    """The duplicate keys of a partition's valid rows: where they are, their email and phone,
+    and a 64-bit hash of each (what the shuffles group on; missing: 0)."""
+    valid = check.valid
+    n = len(valid)
+    out = pd.DataFrame(
+        {
+            "part": np.full(n, part, dtype=np.int64),
+            "pos": np.arange(n, dtype=np.int64),
+            SOURCE: valid[SOURCE].astype(object),
+            ROW: valid[ROW].astype(np.int64),
+        }
+    )
+    for key, hashed in zip(_KEY_COLUMNS, _HASHES, strict=True):
+        values = valid[key].astype(object) if key in valid else pd.Series([None] * n, dtype=object)
+        out[key] = values.to_numpy()
+        codes = pd.util.hash_pandas_object(values, index=False).to_numpy().view(np.int64)
+        out[hashed] = np.where(values.notna().to_numpy(), codes, 0)
+    return out
+
+
+def _components(keys: dd.DataFrame) -> dd.DataFrame:
+    """The rows sharing an email or a phone with another row, labelled by group.
+
+    Label propagation: each round, every row takes the smallest label among
+    the rows sharing its email's or its phone's hash (a shuffle per key),
+    until no label changes; labels are kept on the cluster between rounds.
+    The first round also counts each key and keeps only the rows whose key
+    another row shares (the others cannot be duplicates). A hash collision
+    can only put two groups in one place: :func:`_group_duplicates` compares
+    the texts themselves.
+    """
+    labelled = keys.assign(label=keys["part"] * (1 << 32) + keys["pos"])
+    parts = max(1, keys.npartitions)
+    for round_ in range(_MAX_ROUNDS):
+        for hashed in _HASHES:
+            have = labelled[labelled[hashed] != 0]
+            stats = have.groupby(hashed)["label"].agg(["min", "count"], split_out=parts)
+            labelled = labelled.merge(stats, left_on=hashed, right_index=True, how="left")
+            # assign, not rename: dask 2026.8 fails to lower a rename after this shuffle
+            labelled = labelled.assign(
+                **{f"best_{hashed}": labelled["min"], f"n_{hashed}": labelled["count"]}
+            ).drop(columns=["min", "count"])
+        # (both joins done: the columns below belong to one frame, row for row)
+        label = labelled["label"]
+        shared = None
+        for hashed in _HASHES:
+            other = labelled[f"best_{hashed}"].fillna(labelled["label"]).astype(np.int64)
+            label = label.where(label <= other, other)
+            many = labelled[f"n_{hashed}"].fillna(0) > 1
+            shared = many if shared is None else shared | many
+        changed = (label != labelled["label"]).any()
+        drop = [f"{c}_{h}" for h in _HASHES for c in ("best", "n")]
+        labelled = labelled.assign(label=label)
+        if round_ == 0:
+            labelled = labelled[shared]
+        labelled = labelled.drop(columns=drop)
+        labelled, changed = dask.persist(labelled, changed)
+        settled = not bool(changed.compute())
+        log.debug("duplicate groups: round %d %s", round_ + 1, "settled" if settled else "moved")
+        if settled:
+            return labelled
+    raise ConfigError(f"duplicate groups did not settle after {_MAX_ROUNDS} rounds")
+
+
+def _group_duplicates(keys: pd.DataFrame, policy: str) -> pd.DataFrame:
+    """find_duplicates on whole groups (a partition holds every row of its labels)."""
+    keys = keys.sort_values([SOURCE, ROW], kind="stable").reset_index(drop=True)
+    found = _v.find_duplicates(keys, policy=policy)  # type: ignore[arg-type]
+    pos = found["_pos"].to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "part": keys["part"].to_numpy()[pos].astype(np.int64),
+            "pos": keys["pos"].to_numpy()[pos].astype(np.int64),
+            "field": found["field"].astype(object).to_numpy(),
+            "message": found["message"].astype(object).to_numpy(),
+        }
+    )
+
+
+_DUP_META: Final = pd.DataFrame(
+    {
+        "part": pd.Series([], dtype=np.int64),
+        "pos": pd.Series([], dtype=np.int64),
+        "field": pd.Series([], dtype=object),
+        "message": pd.Series([], dtype=object),
+    }
+)
+
+
+def _duplicates_by_part(keys: dd.DataFrame, policy: str, nparts: int) -> dd.DataFrame:
+    """Rejected rows, partition ``i`` holding those of input partition ``i``."""
+    # The task-based shuffle: keys hold object columns (None where missing), which the
+    # arrow-based P2P shuffle of distributed cannot always carry.
+    with dask.config.set({"dataframe.shuffle.method": "tasks"}):
+        return _shuffled_duplicates(keys, policy, nparts)
+
+
+def _shuffled_duplicates(keys: dd.DataFrame, policy: str, nparts: int) -> dd.DataFrame:
+    labelled = _components(keys)
+    grouped = labelled.shuffle(on="label")
+    dups = grouped.map_partitions(_group_duplicates, policy, meta=_DUP_META)
+    # sorted by input partition, with one output partition per input partition; kept
+    # (on the cluster with a distributed client) so each partition reads its share
+    by_part = dups.set_index("part", divisions=tuple(range(nparts + 1)), sort=True)
+    (by_part,) = dask.persist(by_part)
+    return by_part
+
+
+def _apply_duplicates(check: _v.Validation, dups: pd.DataFrame, raw: pd.DataFrame) -> _v.Validation:
+    """Move a partition's rejected rows from ``valid`` to ``invalid`` (as given in ``raw``).
+
+    Errors and invalid rows end in input order, duplicate errors among the
+    others, as :func:`synckit.validate` orders them.
+    """
+    if not len(dups):
+        return check
+    valid = check.valid
+    pos = dups["pos"].to_numpy(dtype=np.int64)
+    order = np.argsort(pos, kind="stable")
+    pos = pos[order]
+    rejected = np.zeros(len(valid), dtype=bool)
+    rejected[pos] = True
+    dup_rows = valid.iloc[pos]
+    where = _positions(raw, dup_rows)
+    given = raw.iloc[where].reset_index(drop=True)[list(check.invalid.columns)]
+    fields = dups["field"].to_numpy()[order]
+    # the value as given (the key field's cell; none for rows linked through others)
+    values = [
+        _v._cell_text(given[f].iat[i]) if f in given.columns else None
+        for i, f in enumerate(fields.tolist())
+    ]
+    errors = pd.DataFrame(
+        {
+            SOURCE: dup_rows[SOURCE].to_numpy(),
+            ROW: dup_rows[ROW].to_numpy(dtype=np.int64),
+            "field": fields,
+            "code": "duplicate_in_file",
+            "message": dups["message"].to_numpy()[order],
+            "value": pd.Series(values, dtype=object).to_numpy(),
+        }
+    ).astype(check.errors.dtypes.to_dict())
+    invalid = pd.concat([check.invalid, given], ignore_index=True)
+    return _v.Validation(
+        valid=valid[~rejected].reset_index(drop=True),
+        errors=_in_order(pd.concat([check.errors, errors], ignore_index=True), raw),
+        invalid=_in_order(invalid, raw),
+        ignored_columns=check.ignored_columns,
+    )
+
+
+def _positions(raw: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Where each (source, row) of ``rows`` is in ``raw`` (a partition: the pairs are unique)."""
+    index = pd.MultiIndex.from_arrays([raw[SOURCE].astype(object), raw[ROW].astype(np.int64)])
+    wanted = pd.MultiIndex.from_arrays([rows[SOURCE].astype(object), rows[ROW].astype(np.int64)])
+    return np.asarray(index.get_indexer(wanted), dtype=np.int64)
+
+
+def _in_order(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` stably sorted by its rows' positions in the partition."""
+    order = np.argsort(_positions(raw, frame), kind="stable")
+    return frame.iloc[order].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------
+# the result
+
+
+@dataclass(frozen=True, eq=False)
+class DaskValidation(_v.Validation):
+    """A :class:`~synckit.validation.Validation` whose frames are Dask DataFrames.
+
+    ``valid``, ``invalid`` and ``errors`` have ``source`` and ``row`` columns
+    and are lazy: ``check.errors.to_csv("errors-*.csv")`` writes them from the
+    workers. Counts and :meth:`summary` compute small aggregates;
+    :meth:`compute` brings everything to the driver as a pandas
+    ``Validation`` (only for lists that fit in memory). Computing the frames
+    holds each partition's validation until the duplicates are known (Dask
+    spills to disk under pressure); ``synckit.upsert`` streams instead.
+    """
+
+    _parts: tuple[Any, ...] = field(default=(), repr=False)
+    _raw: tuple[Any, ...] = field(default=(), repr=False)
+    _duplicates: Any = field(default=None, repr=False)
+    _options: _Options | None = field(default=None, repr=False)
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_valid + self.n_invalid
+
+    @property
+    def n_valid(self) -> int:
+        return int(self._counts()[0])
+
+    @property
+    def n_invalid(self) -> int:
+        return int(self._counts()[1])
+
+    @property
+    def ok(self) -> bool:
+        return self.n_invalid == 0
+
+    @functools.cache  # noqa: B019 - one validation, a few counts: kept with it on purpose
+    def _counts(self) -> tuple[int, int, int]:
+        frames: list[Any] = [self.valid, self.invalid, self.errors]
+        got = dask.compute(*(f.map_partitions(len).sum() for f in frames))
+        return int(got[0]), int(got[1]), int(got[2])
+
+    def summary(self, examples: int = 3) -> pd.DataFrame:
+        """Errors counted per ``field`` and ``code`` (computed), with example rows."""
+        errors: Any = self.errors
+        sample = errors.map_partitions(
+            lambda e: e.groupby(["field", "code"], sort=False).head(examples), meta=errors._meta
+        )
+        counts = self.errors.groupby(["field", "code"]).size()
+        got_sample, got_counts = dask.compute(sample, counts)
+        return _v._merge_summaries([got_sample], [got_counts])
+
+    def __str__(self) -> str:
+        n_valid, n_invalid, n_errors = self._counts()
+        return _v._text_report(n_valid + n_invalid, n_valid, n_invalid, n_errors, self.summary())
+
+    def __repr__(self) -> str:
+        return (
+            f"<Validation of a Dask DataFrame: {self.valid.npartitions} partitions; "
+            "str(), .summary() or .compute() to compute>"
+        )
+
+    def _repr_html_(self) -> str:
+        n_valid, n_invalid, n_errors = self._counts()
+        return _v._html_report(
+            n_valid + n_invalid, n_valid, n_invalid, n_errors, self.summary(),
+            ignored=self.ignored_columns,
+        )  # fmt: skip
+
+    def compute(self) -> _v.Validation:
+        """Everything on the driver as a pandas Validation (for lists that fit in memory)."""
+        valid, errors, invalid = dask.compute(self.valid, self.errors, self.invalid)
+        return _v.Validation(valid, errors, invalid, self.ignored_columns)
+
+    def partitions(self) -> Iterator[_v.Validation]:
+        """One pandas Validation per partition, computed one at a time (see iter_validations)."""
+        return _stream(self)
+
+
+def validate(
+    ddf: dd.DataFrame,
+    *,
+    default_region: str | None = "US",
+    sms_countries: Iterable[str] | None = None,
+    duplicates: str = "last",
+    **options: Any,
+) -> DaskValidation:
+    """:func:`synckit.validate` on a Dask DataFrame: the same answer, partition by partition.
+
+    ``ddf`` has a ``row`` column (:func:`read_csv` adds it, with ``source``);
+    without one, an integer index is taken as ``row - 2``, as for pandas.
+    Each partition is validated on a worker; duplicates (same normalised
+    email or phone, transitively, across partitions and files) are found by
+    shuffling the keys of valid rows: ``"last"`` keeps the last row of the
+    last file in sorted order. Nothing is computed until asked. Other
+    keyword options (``defaults``, ``values``, ``invalid_fields``,
+    ``region_column``) are :func:`synckit.validate`'s, applied per partition.
+
+    Example:
+        >>> check = synckit.validate(synckit.dask.read_csv("exports/*.csv"))  # doctest: +SKIP
+        >>> check.errors.query("code == 'invalid_phone'").head()             # doctest: +SKIP
+    """
+    if duplicates not in ("last", "error", "keep"):
+        raise ConfigError(f"duplicates must be one of last, error, keep, not {duplicates!r}")
+    opts = _Options(
+        default_region=_v._region(default_region),
+        sms_countries=None if sms_countries is None else tuple(sms_countries),
+        duplicates=duplicates,
+        extra=tuple(sorted((k, v) for k, v in options.items() if v is not None)),
+    )
+    ddf = _with_rows(ddf)
+    sample = _validate_part(ddf._meta, opts, 0)
+    raw = ddf.to_delayed()
+    parts = [delayed(_validate_part, pure=True)(p, opts, i) for i, p in enumerate(raw)]
+    dups = None
+    if duplicates != "keep":
+        with _no_string_conversion():
+            keys = dd.from_delayed(
+                [delayed(_keys, pure=True)(v, i) for i, v in enumerate(parts)],
+                meta=_keys(sample, 0),
+                verify_meta=False,
+            )
+        dups = _duplicates_by_part(keys, duplicates, len(parts))
+        final = [
+            delayed(_apply_duplicates, pure=True)(v, d, r)
+            for v, d, r in zip(parts, dups.to_delayed(), raw, strict=True)
+        ]
+    else:
+        final = parts
+    frames = {}
+    with _no_string_conversion():
+        for name in ("valid", "errors", "invalid"):
+            frames[name] = dd.from_delayed(
+                [delayed(getattr, pure=True)(f, name) for f in final],
+                meta=getattr(sample, name),
+                verify_meta=False,
+            )
+    return DaskValidation(
+        valid=frames["valid"],
+        errors=frames["errors"],
+        invalid=frames["invalid"],
+        ignored_columns=tuple(c for c in sample.ignored_columns if c not in (SOURCE, ROW)),
+        _parts=tuple(parts),
+        _raw=tuple(raw),
+        _duplicates=dups,
+        _options=opts,
+    )
+
+
+def _with_rows(ddf: dd.DataFrame) -> dd.DataFrame:
+    """``ddf`` with a ``row`` column (from the index when it has none) and a ``source`` one."""
+    if ROW not in ddf.columns:
+        index = ddf._meta.index
+        if not pd.api.types.is_integer_dtype(index.dtype):
+            raise ConfigError(
+                "a Dask DataFrame needs a 'row' column (synckit.dask.read_csv adds one) "
+                "or an integer index"
+            )
+        offset = 0 if index.name == ROW else 2
+        ddf = ddf.map_partitions(
+            lambda p: p.assign(**{ROW: np.asarray(p.index, dtype=np.int64) + offset}),
+            meta=ddf._meta.assign(**{ROW: pd.Series([], dtype=np.int64)}),
+        )
+    if SOURCE not in ddf.columns:
+        ddf = ddf.map_partitions(
+            lambda p: p.assign(**{SOURCE: pd.Series([""] * len(p), index=p.index, dtype="str")}),
+            meta=ddf._meta.assign(**{SOURCE: pd.Series([], dtype="str")}),
+        )
+    return ddf
+
+
+# ---------------------------------------------------------------------------
+# streaming to the driver
+
+
+def iter_validations(
+    data: dd.DataFrame | DaskValidation,
+    *,
+    default_region: str | None = "US",
+    sms_countries: Iterable[str] | None = None,
+    duplicates: str = "last",
+    **options: Any,
+) -> Iterator[_v.Validation]:
+    """pandas Validation chunks of a Dask DataFrame or Dask validation, one partition at a time.
+
+    What ``synckit.upsert`` streams from Dask input: the duplicate groups
+    are settled first (on the cluster), then each partition is validated on
+    a worker and handed over while the next one is computed, so the driver
+    holds about two partitions whatever the list's size. Each chunk's frames
+    are indexed by ``row`` and carry ``source`` as a column; a partition
+    holding several files gives one chunk per file.
+
+    Example:
+        >>> for chunk in iter_validations(synckit.dask.read_csv("exports/*.csv")):  # doctest: +SKIP
+        ...     print(chunk.n_valid, chunk.valid["source"].iat[0])
+    """
+    if not isinstance(data, DaskValidation):
+        data = validate(
+            data,
+            default_region=default_region,
+            sms_countries=sms_countries,
+            duplicates=duplicates,
+            **options,
+        )
+    return _stream(data)
+
+
+def _stream(check: DaskValidation) -> Iterator[_v.Validation]:
+    client = _distributed_client()
+    parts: list[Any] = list(check._parts)
+    dups = check._duplicates
+    if dups is not None:
+        parts = [
+            delayed(_apply_duplicates, pure=True)(v, d, r)
+            for v, d, r in zip(parts, dups.to_delayed(), check._raw, strict=True)
+        ]
+    if client is None:
+        for task in parts:
+            yield from _by_source(task.compute())
+        return
+    futures: list[Any] = []
+    ahead = 2  # partitions computed while the driver sends the current one
+    for task in parts:
+        futures.append(client.compute(task))
+        if len(futures) > ahead:
+            yield from _by_source(futures.pop(0).result())
+    for future in futures:
+        yield from _by_source(future.result())
+
+
+def _distributed_client() -> Any:
+    try:
+        from distributed import get_client
+    except ImportError:  # pragma: no cover - dask without distributed
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None
+
+
+def _by_source(check: _v.Validation) -> Iterator[_v.Validation]:
+    """The partition's chunks, one per file, frames indexed by ``row`` (as the engine wants)."""
+    sources = pd.unique(
+        pd.concat([check.valid[SOURCE], check.invalid[SOURCE]], ignore_index=True)
+    ).tolist()
+    for source in sources or [""]:
+        yield _v.Validation(
+            valid=_indexed(check.valid, source),
+            errors=check.errors[check.errors[SOURCE] == source].reset_index(drop=True),
+            invalid=_indexed(check.invalid, source),
+            ignored_columns=check.ignored_columns,
+        )
+
+
+def _indexed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    part = frame[frame[SOURCE] == source]
+    out = part.set_index(ROW)
+    out.index = pd.Index(np.asarray(out.index, dtype=np.int64), name=ROW)
+    return out
