@@ -354,6 +354,7 @@ def _apply_duplicates(check: _v.Validation, dups: pd.DataFrame, raw: pd.DataFram
             "code": "duplicate_in_file",
             "message": dups["message"].to_numpy()[order],
             "value": pd.Series(values, dtype=object).to_numpy(),
+            "severity": "error",  # a duplicate rejects the row
         }
     ).astype(check.errors.dtypes.to_dict())
     invalid = pd.concat([check.invalid, given], ignore_index=True)
@@ -417,24 +418,36 @@ class DaskValidation(_v.Validation):
         return self.n_invalid == 0
 
     @functools.cache  # noqa: B019 - one validation, a few counts: kept with it on purpose
-    def _counts(self) -> tuple[int, int, int]:
-        frames: list[Any] = [self.valid, self.invalid, self.errors]
-        got = dask.compute(*(f.map_partitions(len).sum() for f in frames))
-        return int(got[0]), int(got[1]), int(got[2])
+    def _counts(self) -> tuple[int, int, int, int]:
+        """Valid rows, invalid rows, errors and warnings (one computation, cached)."""
+        valid: Any = self.valid
+        invalid: Any = self.invalid
+        errors: Any = self.errors
+        severity = errors["severity"]
+        got = dask.compute(
+            valid.map_partitions(len).sum(),
+            invalid.map_partitions(len).sum(),
+            (severity == "error").sum(),
+            (severity == "warning").sum(),
+        )
+        return int(got[0]), int(got[1]), int(got[2]), int(got[3])
 
     def summary(self, examples: int = 3) -> pd.DataFrame:
-        """Errors counted per ``field`` and ``code`` (computed), with example rows."""
+        """Problems counted per ``field``, ``code`` and ``severity`` (computed), with examples."""
         errors: Any = self.errors
+        keys = ["field", "code", "severity"]
         sample = errors.map_partitions(
-            lambda e: e.groupby(["field", "code"], sort=False).head(examples), meta=errors._meta
+            lambda e: e.groupby(keys, sort=False).head(examples), meta=errors._meta
         )
-        counts = self.errors.groupby(["field", "code"]).size()
+        counts = self.errors.groupby(keys).size()
         got_sample, got_counts = dask.compute(sample, counts)
         return _v._merge_summaries([got_sample], [got_counts])
 
     def __str__(self) -> str:
-        n_valid, n_invalid, n_errors = self._counts()
-        return _v._text_report(n_valid + n_invalid, n_valid, n_invalid, n_errors, self.summary())
+        n_valid, n_invalid, n_errors, n_warnings = self._counts()
+        return _v._text_report(
+            n_valid + n_invalid, n_valid, n_invalid, n_errors, self.summary(), n_warnings=n_warnings
+        )
 
     def __repr__(self) -> str:
         return (
@@ -443,10 +456,10 @@ class DaskValidation(_v.Validation):
         )
 
     def _repr_html_(self) -> str:
-        n_valid, n_invalid, n_errors = self._counts()
+        n_valid, n_invalid, n_errors, n_warnings = self._counts()
         return _v._html_report(
             n_valid + n_invalid, n_valid, n_invalid, n_errors, self.summary(),
-            ignored=self.ignored_columns,
+            ignored=self.ignored_columns, n_warnings=n_warnings,
         )  # fmt: skip
 
     def compute(self) -> _v.Validation:
