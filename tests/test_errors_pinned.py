@@ -162,3 +162,28 @@ def test_a_long_html_page_without_title_shows_its_visible_text_cut() -> None:
 def test_an_empty_body_is_named() -> None:
     err = error_from_response(504, b"   \n")
     assert err.message == "HTTP 504 Gateway Timeout with an empty body"
+
+
+def test_a_page_with_a_blank_title_shows_its_visible_text() -> None:
+    page = "<html><head><title> </title></head><body><p>Gateway down</p></body></html>"
+    err = error_from_response(502, page)
+    assert (
+        err.message == "HTTP 502 Bad Gateway (the answer was not a JSON error body: 'Gateway down')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "shown"),
+    [
+        # "<html" within the first 200 characters: read as a page, its title shown
+        (195, "Upstream"),
+        # "<html" starting at character 197: plain text, cut at 157
+        (196, "a" * 157 + "..."),
+    ],
+)
+def test_html_is_recognised_in_the_first_200_characters(prefix: int, shown: str) -> None:
+    body = "a" * prefix + "<html><title>Upstream</title></html>"
+    err = error_from_response(500, body)
+    assert err.message == (
+        f"HTTP 500 Internal Server Error (the answer was not a JSON error body: '{shown}')"
+    )
