@@ -115,7 +115,12 @@ def test_unchanged_numbers_and_booleans_send_nothing_the_second_time(
     sandbox: Sandbox, client: Client
 ) -> None:
     upsert(numbers_frame(), client, progress=False)
-    assert sandbox.contacts()[0]["custom_fields"] == {"seats": 3, "vip": True, "score": 1.5}
+    stored = {c["email"]: c["custom_fields"] for c in sandbox.contacts()}
+    assert stored == {
+        "p0@example.com": {"seats": 3, "vip": True, "score": 1.5},
+        "p1@example.com": {"seats": 0, "vip": False, "score": 0.0},
+        "p2@example.com": {"seats": 12, "vip": True, "score": 2.25},
+    }
     mark = len(sandbox.request_log())
     report = upsert(numbers_frame(), client, progress=False)  # no ledger: POST -> 409 -> GET
     assert statuses(report) == {"unchanged": 3}
