@@ -105,6 +105,7 @@ class Mutant:
     stmt_lines: tuple[int, int]  # the statement's lines coverage can see
     names: frozenset[str] = frozenset()  # for code run at import time: the names it defines
     in_body: bool = True  # inside a function body (else: runs at import time)
+    span: tuple[int, int] | None = None  # a decorator's class or function: tests of its lines
     occurrence: int = 0
 
     @property
@@ -131,6 +132,7 @@ class _Mutator(ast.NodeTransformer):
         self._names: frozenset[str] = frozenset()
         self._stmt: ast.stmt | None = None
         self._label = ""  # "key: " or "name=" before a constant, so its id says which one
+        self._span: tuple[int, int] | None = None
 
     # -- bookkeeping
     def _skip(self, node: ast.AST) -> bool:
@@ -166,6 +168,7 @@ class _Mutator(ast.NodeTransformer):
                 stmt_lines=lines,
                 names=self._names,
                 in_body=self._in_body,
+                span=None if self._in_body else self._span,
             )
         )
         return index == self.target
@@ -184,9 +187,10 @@ class _Mutator(ast.NodeTransformer):
         # Decorators and defaults run at import time: select tests by the function's name.
         outer_names, self._names = self._names, frozenset({node.name})
         outer_stmt, self._stmt = self._stmt, node
+        outer_span, self._span = self._span, (node.lineno, node.end_lineno or node.lineno)
         node.decorator_list = [self.visit(d) for d in node.decorator_list]
         node.args = self.visit(node.args)
-        self._names, self._stmt = outer_names, outer_stmt
+        self._names, self._stmt, self._span = outer_names, outer_stmt, outer_span
         self._scope.append(node.name)
         outer_body, self._in_body = self._in_body, True
         node.body = self._visit_body(node.body)
@@ -214,10 +218,11 @@ class _Mutator(ast.NodeTransformer):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
         outer_names, self._names = self._names, frozenset({node.name})
+        outer_span, self._span = self._span, (node.lineno, node.end_lineno or node.lineno)
         node.decorator_list = [self.visit(d) for d in node.decorator_list]
         node.bases = [self.visit(b) for b in node.bases]
         node.keywords = [self.visit(k) for k in node.keywords]
-        self._names = outer_names
+        self._names, self._span = outer_names, outer_span
         self._scope.append(node.name)
         node.body = self._visit_body(node.body)
         self._scope.pop()
@@ -450,6 +455,8 @@ if os.environ.get({env!r}):
     import pathlib as _p
     _spec = _u.spec_from_file_location("_synckit_mutate", {tool!r})
     _mod = _u.module_from_spec(_spec)
+    import sys as _s
+    _s.modules["_synckit_mutate"] = _mod  # dataclasses look their module up there
     _spec.loader.exec_module(_mod)
     _mod.ROOT = _p.Path({root!r})
     _mod.install_hook(os.environ[{env!r}])
@@ -611,6 +618,9 @@ def tests_for(m: Mutant, cov: CoverageMap) -> list[str]:
         for rel, hits in _references(m.names, m.path).items():
             for line in hits:
                 tests |= cov.lines.get(rel, {}).get(line, set())
+        if m.span is not None:  # a decorator: also the tests that run the decorated code
+            for line in range(m.span[0], m.span[1] + 1):
+                tests |= per_line.get(line, set())
         if not tests:  # used nowhere we can see: every test that runs the module
             for found in per_line.values():
                 tests |= found
@@ -656,6 +666,23 @@ class Result:
     outcome: str  # killed | timeout | survived | uncovered | equivalent | equivalent-killed
     tests: int
     seconds: float
+
+
+def check_hook(work: Path, m: Mutant) -> None:
+    """Stop unless a child process really imports the mutant (a broken hook would make
+    every mutant 'survive')."""
+    module = ".".join(Path(m.path).with_suffix("").parts).removesuffix(".__init__")
+    probe = (
+        f"import {module} as m, sys; "
+        "sys.exit(0 if type(m.__spec__.loader).__name__ == '_MutantLoader' else 1)"
+    )
+    env = {**os.environ, _ENV: f"{m.path}::{m.index}", "PYTHONDONTWRITEBYTECODE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(work), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"mutate: the import hook does not load mutants:\n{done.stderr}")
 
 
 def run_mutant(m: Mutant, tests: list[str], work: Path, cov: CoverageMap) -> tuple[str, float]:
@@ -732,6 +759,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--fresh", action="store_true", help="redo the coverage run")
     parser.add_argument("--json", type=Path, help="also write every result to this file")
+    parser.add_argument(
+        "--survivors-of",
+        type=Path,
+        help="run again only the mutants a --json run left alive (after adding tests)",
+    )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        help="run nothing: score the results a --json run wrote, with today's equivalents list",
+    )
     args = parser.parse_args(argv)
 
     modules: list[str] = []
@@ -756,12 +793,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutate: stale entry in {EQUIVALENTS.name}: {module}: {ident}", file=sys.stderr)
 
     results: list[Result] = []
+    if args.survivors_of:
+        by_id = {(m.path, m.id): m for m in mutants}
+        alive = []
+        for item in json.loads(args.survivors_of.read_text()):
+            found = by_id.get((item["path"], item["id"]))
+            if found is None:
+                print(f"mutate: no such mutant today: {item['id']}", file=sys.stderr)
+            elif item["outcome"] in ("killed", "timeout", "equivalent-killed"):
+                results.append(Result(found, "killed", item["tests"], item["seconds"]))
+            else:
+                alive.append(found)
+        mutants = alive
+    if args.rescore:
+        by_id = {(m.path, m.id): m for m in mutants}
+        for item in json.loads(args.rescore.read_text()):
+            found = by_id.get((item["path"], item["id"]))
+            if found is None:
+                print(f"mutate: no such mutant today: {item['id']}", file=sys.stderr)
+                continue
+            outcome = item["outcome"].removeprefix("equivalent-")
+            if outcome == "equivalent":
+                outcome = "survived"
+            if (found.path, found.id) in equivalents:
+                outcome = "equivalent-killed" if outcome in ("killed", "timeout") else "equivalent"
+            results.append(Result(found, outcome, item["tests"], item["seconds"]))
+        return _finish(results, modules, args.json)
     work = Path(tempfile.mkdtemp(prefix="synckit-mutate-"))
     try:
         shutil.copyfile(Path(__file__).resolve(), work / "_synckit_mutate.py")
         (work / "sitecustomize.py").write_text(
             _SITECUSTOMIZE.format(env=_ENV, tool=str(work / "_synckit_mutate.py"), root=str(ROOT))
         )
+        if mutants:
+            check_hook(work, mutants[0])
         cov = build_coverage_map(work, args.tests, fresh=args.fresh)
         if cov.failed:
             print(f"mutate: {len(cov.failed)} test(s) fail unmutated; left out", file=sys.stderr)
@@ -785,7 +850,10 @@ def main(argv: list[str] | None = None) -> int:
         print("mutate: interrupted; partial results below", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return _finish(results, modules, args.json)
 
+
+def _finish(results: list[Result], modules: list[str], json_path: Path | None) -> int:
     survivors = [r for r in results if r.outcome in ("survived", "uncovered")]
     if survivors:
         print("\nSurvivors (add a test, or list the id in tools/mutation_equivalents.toml):")
@@ -798,8 +866,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutate: listed as equivalent but a test killed it: {r.mutant.id}", file=sys.stderr)
     print()
     print(score_table(results, modules))
-    if args.json:
-        args.json.write_text(
+    if json_path:
+        json_path.write_text(
             json.dumps(
                 [
                     {
