@@ -124,9 +124,9 @@ def test_messages_are_the_contracts() -> None:
     assert rules.message("invalid_choice", "email_consent") == (
         "must be one of: subscribed, unsubscribed, never_subscribed, suppressed"
     )
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="invalid_choice needs a consent field, not None"):
         rules.message("invalid_choice")
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="invalid_choice needs a consent field, not 'first_name'"):
         rules.message("invalid_choice", "first_name")
     error = rules.FieldError.of("email", "invalid_email")
     assert (error.field, error.code, error.message) == (
