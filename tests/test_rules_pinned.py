@@ -110,6 +110,10 @@ def test_the_100_character_name_limit(length: int, code: str | None) -> None:
         ({"a": {"b": 1}}, False),
         ({1: "x"}, False),
         (["a", 1], False),
+        # a good value first does not excuse a bad one after it
+        ({"a": 1, "b": [1]}, False),
+        ({"a": 1.5, "b": {"c": 1}}, False),
+        ({"a": "x", "k" * 65: 1}, False),
     ],
 )
 def test_custom_fields_limits(custom: object, ok: bool) -> None:
@@ -136,3 +140,18 @@ def test_messages_are_the_contracts() -> None:
     )
     with pytest.raises(AttributeError):
         error.code = "x"  # type: ignore[misc]
+
+
+def test_a_stored_number_that_is_not_text_never_raises() -> None:
+    # The stored contact is data from elsewhere: a number kept as an integer is
+    # simply not a phone the SMS rule can accept.
+    errors = rules.check_contact(
+        {"sms_consent": "subscribed"},
+        current={"email": "ada@example.com", "phone_number": 447400123456},
+    )
+    assert [e.code for e in errors] == ["sms_country"]
+
+
+def test_last_name_is_checked_without_a_first_name() -> None:
+    errors = rules.check_contact({"email": "ada@example.com", "last_name": "l" * 101})
+    assert [(e.field, e.code) for e in errors] == [("last_name", "too_long")]
