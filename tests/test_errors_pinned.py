@@ -187,3 +187,39 @@ def test_html_is_recognised_in_the_first_200_characters(prefix: int, shown: str)
     assert err.message == (
         f"HTTP 500 Internal Server Error (the answer was not a JSON error body: '{shown}')"
     )
+
+
+# -------------------------------------------------------------------- the error as an object
+
+
+def test_an_error_made_by_hand_counts_one_attempt() -> None:
+    assert APIError("x").attempts == 1
+    assert error_from_response(500, b"").attempts == 1
+
+
+def test_str_names_the_request_only_when_both_method_and_path_are_known() -> None:
+    assert str(APIError("boom", method="POST")) == "boom"
+    assert str(APIError("boom", path="/contacts")) == "boom"
+    assert str(APIError("boom", method="POST", path="/contacts")) == "boom [POST /contacts]"
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (409, b'{"code": "conflict", "message": "taken", "id": "ct_1"}'),
+        (429, b"<html><title>429 Too Many Requests</title></html>"),
+        (422, b'{"code": "validation_failed", "message": "bad", "details": {"email": ["x"]}}'),
+    ],
+)
+def test_errors_survive_pickling(status: int, body: bytes) -> None:
+    # Errors cross process boundaries (Dask workers, multiprocessing) by pickle.
+    import pickle
+
+    err = error_from_response(
+        status, body, {"X-Request-Id": "req_1", "Retry-After": "2"}, method="POST", path="/c"
+    )
+    assert err.args == (err.message,)
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is type(err)
+    assert str(copy) == str(err) and copy.to_dict() == err.to_dict()
+    assert getattr(copy, "retry_after", None) == getattr(err, "retry_after", None)
