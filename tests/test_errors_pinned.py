@@ -223,3 +223,12 @@ def test_errors_survive_pickling(status: int, body: bytes) -> None:
     assert type(copy) is type(err)
     assert str(copy) == str(err) and copy.to_dict() == err.to_dict()
     assert getattr(copy, "retry_after", None) == getattr(err, "retry_after", None)
+
+
+def test_details_that_are_plain_strings_are_kept_without_a_field() -> None:
+    body = b'{"code": "validation_failed", "message": "bad", "details": ["too many keys", 3]}'
+    err = error_from_response(422, body)
+    assert err.details == [
+        {"field": "", "message": "too many keys"},
+        {"field": "", "message": "3"},
+    ]
