@@ -232,3 +232,11 @@ def test_details_that_are_plain_strings_are_kept_without_a_field() -> None:
         {"field": "", "message": "too many keys"},
         {"field": "", "message": "3"},
     ]
+
+
+def test_body_keeps_the_decoded_json_or_else_the_text() -> None:
+    json_err = error_from_response(409, b'{"code": "conflict", "message": "taken", "id": "ct_1"}')
+    assert json_err.body == {"code": "conflict", "message": "taken", "id": "ct_1"}
+    page = "<html><title>502 Bad Gateway</title></html>"
+    assert error_from_response(502, page.encode()).body == page
+    assert error_from_response(502, None).body is None
