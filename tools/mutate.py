@@ -403,11 +403,15 @@ def mutant_source(path: str, index: int) -> str:
     mutator = _Mutator(source, path, target=index)
     tree = mutator.visit(ast.parse(source, filename=path))
     line = mutator.points[index].line
+    best: ast.AST | None = None
     for node in ast.walk(tree):
         if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
             best = node  # ast.walk is breadth-first: the last hit is the innermost
-    text = ast.unparse(best)
-    return " ".join(text.split())[:200]
+        elif isinstance(node, ast.expr) and node.lineno == line and best is None:
+            best = node  # a decorator sits above its def's first line
+    if best is None:
+        return source.splitlines()[line - 1].strip()
+    return " ".join(ast.unparse(best).split())[:200]
 
 
 # --------------------------------------------------------------------------- the import hook
@@ -861,6 +865,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _finish(results: list[Result], modules: list[str], json_path: Path | None) -> int:
+    if json_path:  # first: the results are the expensive part
+        rows = [
+            {
+                "path": r.mutant.path,
+                "line": r.mutant.line,
+                "id": r.mutant.id,
+                "outcome": r.outcome,
+                "tests": r.tests,
+                "seconds": round(r.seconds, 2),
+            }
+            for r in results
+        ]
+        json_path.write_text(json.dumps(rows, indent=1))
     survivors = [r for r in results if r.outcome in ("survived", "uncovered")]
     if survivors:
         print("\nSurvivors (add a test, or list the id in tools/mutation_equivalents.toml):")
@@ -873,23 +890,6 @@ def _finish(results: list[Result], modules: list[str], json_path: Path | None) -
         print(f"mutate: listed as equivalent but a test killed it: {r.mutant.id}", file=sys.stderr)
     print()
     print(score_table(results, modules))
-    if json_path:
-        json_path.write_text(
-            json.dumps(
-                [
-                    {
-                        "path": r.mutant.path,
-                        "line": r.mutant.line,
-                        "id": r.mutant.id,
-                        "outcome": r.outcome,
-                        "tests": r.tests,
-                        "seconds": round(r.seconds, 2),
-                    }
-                    for r in results
-                ],
-                indent=1,
-            )
-        )
     return 0
 
 
