@@ -19,7 +19,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import os
 import re
 import warnings
@@ -33,6 +32,7 @@ import pandas as pd
 
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit import rules
+from synckit._rows import fold_custom, parse_custom_cell
 from synckit.errors import ConfigError, InputError
 
 __all__ = ["SAMPLE_COLUMNS", "ColumnPlan", "plan_columns", "read_csv"]
@@ -596,21 +596,10 @@ def _custom_column(raw: pd.DataFrame, plan: ColumnPlan) -> pd.Series:
     if plan.json_column is not None:
         col = raw[plan.json_column]
         for i in np.flatnonzero(col.notna().to_numpy()):
-            text = str(col.iat[int(i)]).strip()
-            if not text:
-                continue
-            try:
-                cells[i] = json.loads(text)
-            except ValueError:
-                cells[i] = text  # validation reports it as not a flat object
+            # text that is not a JSON object stays text: validation reports it
+            cells[i] = parse_custom_cell(str(col.iat[int(i)]))
     for header, key in plan.custom.items():
         values = raw[header].str.strip()
         present = (values.notna() & (values != "")).to_numpy()
-        for i, value in zip(np.flatnonzero(present), values[present].tolist(), strict=True):
-            cell = cells[i]
-            if cell is None:
-                cells[i] = {key: value}
-            elif isinstance(cell, dict):
-                cell[key] = value
-            # a broken JSON cell stays broken: the row is rejected anyway
+        fold_custom(cells, key, np.flatnonzero(present).tolist(), values[present].tolist())
     return pd.Series(cells, index=raw.index, dtype=object, name="custom_fields")

@@ -18,13 +18,12 @@ Example:
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -32,6 +31,16 @@ import phonenumbers
 
 from synckit import _email, _phone, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
+from synckit._rows import (
+    CUSTOM_PREFIX,
+    Duplicates,
+    check_duplicates,
+    fold_custom,
+    is_missing,
+    json_text,
+    parse_custom_cell,
+    row_numbers,
+)
 from synckit.errors import ConfigError
 
 __all__ = [
@@ -47,10 +56,7 @@ __all__ = [
 #: Columns of ``Validation.errors``.
 ERROR_COLUMNS: Final = ("row", "field", "code", "message", "value")
 _TEXT_FIELDS: Final = tuple(f for f in rules.FIELDS if f != "custom_fields")
-_DUPLICATE_POLICIES: Final = ("last", "error", "keep")
-_PREFIX: Final = "custom."
-
-Duplicates = Literal["last", "error", "keep"]
+_PREFIX: Final = CUSTOM_PREFIX
 
 
 # ---------------------------------------------------------------------------
@@ -64,13 +70,6 @@ def _empty_errors() -> pd.DataFrame:
             **{c: pd.Series([], dtype=object) for c in ERROR_COLUMNS[1:]},
         }
     )
-
-
-def _missing(value: object) -> bool:
-    """None, NA or NaN (a value cell the frame left empty)."""
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
 
 
 def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
@@ -92,7 +91,7 @@ def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
         seen: set[str] = set()
         for value in group["value"].tolist():
             key = repr(value)  # values may be dicts (custom_fields): compare by text
-            if _missing(value) or key in seen:
+            if is_missing(value) or key in seen:
                 continue
             seen.add(key)
             values.append(value)
@@ -101,7 +100,7 @@ def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
         texts: list[str] = []
         if "message" in group:
             for text in group["message"].head(examples).tolist():
-                if not _missing(text) and str(text) not in texts:
+                if not is_missing(text) and str(text) not in texts:
                     texts.append(str(text))
         out.append(
             {
@@ -329,32 +328,6 @@ def _clean(text: pd.Series) -> pd.Series:
     return s.where(s != "")
 
 
-def _row_numbers(df: pd.DataFrame) -> np.ndarray:
-    index = df.index
-    if index.name == "row" and pd.api.types.is_integer_dtype(index.dtype):
-        return np.asarray(index, dtype=np.int64)
-    if pd.api.types.is_integer_dtype(index.dtype):
-        return np.asarray(index, dtype=np.int64) + 2
-    return np.arange(len(df), dtype=np.int64) + 2
-
-
-def _parse_custom(value: Any) -> Any:
-    """A custom_fields cell: dict as is, JSON text parsed, blank -> None."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        try:
-            return json.loads(text)
-        except ValueError:
-            return value
-    return value
-
-
 def _lower(s: pd.Series) -> pd.Series:
     """Python's ``str.lower`` (pyarrow's differs on a few letters: final sigma, dotted I)."""
     low = s.str.lower()
@@ -477,11 +450,10 @@ def validate(
     """
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"validate() takes a pandas DataFrame, not a {type(df).__name__}")
-    if duplicates not in _DUPLICATE_POLICIES:
-        raise ConfigError(f"duplicates must be one of {_DUPLICATE_POLICIES}, not {duplicates!r}")
+    check_duplicates(duplicates)
     default_region = _region(default_region)
     countries = rules.DEFAULT_SMS_COUNTRIES if sms_countries is None else frozenset(sms_countries)
-    rows = _row_numbers(df)
+    rows = row_numbers(df)
     n = len(df)
     present_fields = [f for f in rules.FIELDS if f in df.columns]
     twice = [f for f in present_fields if list(df.columns).count(f) > 1]
@@ -562,7 +534,7 @@ def validate(
     if "custom_fields" in present_fields:
         if "custom_fields" in df.columns:
             given_list = df["custom_fields"].tolist()
-            custom_values = [_parse_custom(v) for v in given_list]
+            custom_values = [parse_custom_cell(v) for v in given_list]
         else:
             given_list = [None] * n
             custom_values = [None] * n
@@ -622,35 +594,11 @@ def validate(
     return Validation(valid=valid, errors=errors, invalid=invalid, ignored_columns=ignored)
 
 
-def _custom_scalar(value: Any) -> Any:
-    """A ``custom.<key>`` cell as a JSON value, or ``None`` to leave the key out."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, Integral):
-        return int(value)
-    if isinstance(value, Real):
-        number = float(value)
-        return None if math.isnan(number) else number
-    return str(value)
-
-
 def _fold_prefixed(df: pd.DataFrame, prefixed: list[str], cells: list[Any]) -> None:
     """Merge ``custom.<key>`` columns into the custom_fields cells (in place), as read_csv does."""
     for column in prefixed:
-        key = column[len(_PREFIX) :].strip()
-        for i, value in enumerate(df[column].tolist()):
-            item = _custom_scalar(value)
-            if item is None:
-                continue
-            cell = cells[i]
-            if cell is None:
-                cells[i] = {key: item}
-            elif isinstance(cell, dict):
-                cell[key] = item
+        values = df[column].tolist()
+        fold_custom(cells, column[len(_PREFIX) :].strip(), range(len(values)), values)
 
 
 def _dup_values(fields: np.ndarray, raw: Mapping[str, pd.Series]) -> pd.Series:
@@ -958,7 +906,7 @@ def validate_file(
             values = errors["value"]
             if values.map(lambda v: isinstance(v, (dict, list))).any():
                 # custom_fields cells: JSON, as the sheet held them (not Python's repr)
-                errors = errors.assign(value=values.map(_json_text))
+                errors = errors.assign(value=values.map(json_text))
             errors.to_csv(handle, index=False, header=not wrote_header)
             wrote_header = True
 
@@ -1012,12 +960,6 @@ def validate_file(
         result.errors_sample = pd.concat(sample_parts, ignore_index=True)
     result.summary = _merge_summaries(summaries, counts)
     return result
-
-
-def _json_text(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return value
 
 
 def _merge_summaries(parts: Iterable[pd.DataFrame], counts: Iterable[pd.Series]) -> pd.DataFrame:
