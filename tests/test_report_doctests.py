@@ -9,7 +9,7 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "name", ["synckit.report", "synckit.state", "synckit.config", "synckit.cli._runs"]
+    "name", ["synckit.report", "synckit.ledger", "synckit.config", "synckit.cli._runs"]
 )
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)

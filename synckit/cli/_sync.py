@@ -1,8 +1,10 @@
 """``synckit sync FILE``: validate a contacts CSV and upsert it, writing a row-by-row report.
 
 Thin: parses options (command line, then ``--config`` TOML, then environment),
-builds a :class:`~synckit.client.Client`, streams the file through
-:func:`synckit.upsert`, prints the summary and writes the report CSV.
+builds a :class:`~synckit.client.Client`, hands :func:`synckit.upsert` a function
+that reads the file in chunks (so the engine reads it twice: once to find
+duplicate keys across the whole file and what to ask the platform, once to
+send), prints the summary and writes the report CSV.
 Secrets come only from the environment (``SYNCKIT_TOKEN``,
 ``SYNCKIT_CLIENT_SECRET``, or the variables ``--token-env`` /
 ``--client-secret-env`` name).
@@ -38,6 +40,7 @@ _DEFAULTS: dict[str, Any] = {
     "state": None,
     "retry_failed": False,
     "allow_resubscribe": False,
+    "duplicates": "last",
     "log_format": "text",
     "chunk_size": DEFAULT_CHUNK_ROWS,
 }
@@ -79,7 +82,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--report", metavar="PATH", help="report CSV (default <stem>.report.csv)")
     p.add_argument(
         "--dry-run", action="store_true", default=None,
-        help="send no write: look every row up and report the plan",
+        help="send no write: learn what the platform holds and report the plan",
+    )  # fmt: skip
+    p.add_argument(
+        "--duplicates", choices=("last", "error"),
+        help="rows sharing an email or phone: send the last copy (default) or none of them",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
     p.add_argument("--state", metavar="PATH", help="SQLite state ledger (incremental runs)")
@@ -219,7 +226,13 @@ def run(args: argparse.Namespace) -> int:
 
     _use_system_allocator_for_arrow()
     client = make_client(opts)
-    chunks = read_csv(source, columns=_mapping(opts["map"]), chunksize=int(opts["chunk_size"]))
+    columns = _mapping(opts["map"])
+    chunk_size = int(opts["chunk_size"])
+
+    def chunks() -> Any:
+        # A function, not an iterator: the engine reads the file twice (scan, then send).
+        return read_csv(source, columns=columns, chunksize=chunk_size)
+
     try:
         report = upsert(
             chunks,
@@ -232,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
             state=opts["state"],
             retry_failed=bool(opts["retry_failed"]),
             allow_resubscribe=bool(opts["allow_resubscribe"]),
+            duplicates=str(opts["duplicates"]),
             source=str(source),
         )
     except KeyboardInterrupt as exc:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from synckit.errors import StateLockedError, SynckitError
-from synckit.state import Ledger, LedgerOutcome, match_key, payload_hash
+from synckit.ledger import Ledger, LedgerOutcome, match_key, payload_hash
 
 
 def test_match_key() -> None:
@@ -190,7 +190,7 @@ def test_runs_frame(tmp_path: Path) -> None:
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from synckit.state import Ledger
+    from synckit.ledger import Ledger
     led = Ledger(sys.argv[1])
     with led.lock():
         print("locked", flush=True)
@@ -237,7 +237,7 @@ def test_lock_same_process_two_ledgers(tmp_path: Path) -> None:
 _CRASHER = textwrap.dedent(
     """
     import os, signal, sys
-    from synckit.state import Ledger, LedgerOutcome
+    from synckit.ledger import Ledger, LedgerOutcome
     led = Ledger(sys.argv[1])
     with led.lock():
         run = led.begin_run(source="crash.csv")

@@ -1,4 +1,4 @@
-"""The state ledger: what the API last confirmed for each contact, across runs.
+"""The ledger: what the API last confirmed for each contact, across runs (``--state PATH``).
 
 A nightly job re-sends a full export every night. The ledger (one SQLite file)
 remembers, per match key (normalised email, else phone), the contact id, the
@@ -35,12 +35,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import secrets
 import sqlite3
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +49,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from synckit._rows import canonical_json, is_missing
 from synckit.errors import StateLockedError, SynckitError
 from synckit.report import STATUSES  # runs() lists counts in the report's status order
 from synckit.rules import READ_ONLY_FIELDS
@@ -75,12 +76,6 @@ _MAX_VARS: Final = 900
 _SECRET_HINTS: Final = ("token", "secret", "password", "authorization", "api_key", "apikey")
 
 
-def _absent(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
 def match_key(payload: Mapping[str, Any]) -> str | None:
     """The ledger key of a contact: ``"email:<lower email>"``, else ``"phone:<E.164>"``, else None.
 
@@ -94,10 +89,10 @@ def match_key(payload: Mapping[str, Any]) -> str | None:
         ('phone:+447911123456', None)
     """
     email = payload.get("email")
-    if not _absent(email) and str(email).strip():
+    if not is_missing(email) and str(email).strip():
         return "email:" + str(email).strip().lower()
     phone = payload.get("phone_number")
-    if not _absent(phone) and str(phone).strip():
+    if not is_missing(phone) and str(phone).strip():
         return "phone:" + str(phone).strip()
     return None
 
@@ -106,7 +101,7 @@ def _plain(value: Any) -> Any:
     """JSON-ready value: NaN/NA -> None, numpy scalars -> Python, mappings -> dicts."""
     if type(value) in (str, int, bool):  # the common case, first
         return value
-    if _absent(value):
+    if is_missing(value):
         return None
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -133,16 +128,12 @@ def canonical_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in payload.items():
-        if key in READ_ONLY_FIELDS or _absent(value):
+        if key in READ_ONLY_FIELDS or is_missing(value):
             continue
         if key == "email" and isinstance(value, str):
             value = value.strip().lower()
         out[str(key)] = _plain(value)
     return out
-
-
-def _dumps(payload: Mapping[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def payload_hash(payload: Mapping[str, Any]) -> str:
@@ -158,7 +149,7 @@ def payload_hash(payload: Mapping[str, Any]) -> str:
         >>> a == payload_hash({"email": "a@b.com", "custom_fields": {"x": 1, "y": "3"}})
         False
     """
-    return hashlib.sha256(_dumps(canonical_payload(payload)).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(canonical_payload(payload)).encode("utf-8")).hexdigest()
 
 
 def _now() -> str:
@@ -239,19 +230,47 @@ class Ledger:
         >>> led.close()
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, durable: bool = False, readonly: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._mutex = threading.RLock()
         self._lock_file: Any = None
         try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._conn.executescript(_SCHEMA)
+            if readonly:
+                # A dry run reads what earlier runs confirmed and must not create or
+                # change the file: mode=ro refuses both (a missing file is an error).
+                uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + "?mode=ro"
+                self._conn = sqlite3.connect(
+                    uri, uri=True, timeout=30.0, check_same_thread=False, isolation_level=None
+                )
+                self._conn.execute("SELECT 1 FROM contacts LIMIT 0")
+            else:
+                self._conn = sqlite3.connect(
+                    str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
+                )
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise SynckitError(f"cannot open state file {self.path}: {exc}") from exc
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike[str]) -> Ledger | None:
+        """The ledger at ``path`` opened read-only, or None when there is no file there.
+
+        What a dry run uses: it plans with what earlier runs confirmed, and a
+        dry run against a new path must not leave a state file behind.
+
+        Example:
+            >>> import tempfile, os
+            >>> Ledger.open_existing(os.path.join(tempfile.mkdtemp(), "new.db")) is None
+            True
+        """
+        if not Path(path).exists():
+            return None
+        return cls(path, readonly=True)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -471,7 +490,7 @@ class Ledger:
             if o.status in CONFIRMED_STATUSES:
                 if o.payload is not None:
                     canon = canonical_payload(o.payload)
-                    text = _dumps(canon)
+                    text = canonical_json(canon)
                     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
                     confirmed.append((o.key, o.contact_id, text, digest, o.status, run_id, now))
                 else:
