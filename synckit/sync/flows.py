@@ -244,7 +244,8 @@ def _update(step: Update, opts: FlowOptions) -> Flow:
             current = yield Get(step.contact_id)
         except NotFound:
             return (yield from _create(step.body, opts, replaced=step.contact_id, again=True))
-        sent, warnings = protect(sent, current, opts.allow_resubscribe)
+        # What the platform already holds need not be sent either.
+        sent, warnings = protect(diff(sent, current), current, opts.allow_resubscribe)
         held = confirmed_payload(held, current, warnings)
         if not sent:
             return Outcome("unchanged", contact_id=step.contact_id, errors=warnings, confirmed=held)
