@@ -54,12 +54,20 @@ _MAX_VARS: Final = 900
 _KEEP_FIELDS: Final = ("id", *rules.FIELDS)
 
 
-def _hashes(values: Sequence[Any]) -> np.ndarray:
+# Two independent 64-bit hashes: the first finds candidates, the second confirms them
+# (a false match would need both to collide: about 2**-128 per pair).
+_CONFIRM_KEY: Final = "synckit:confirm!"
+
+
+def _hashes(values: Sequence[Any], *, confirm: bool = False) -> np.ndarray:
     """64-bit hashes of text values (missing -> 0): compact keys to match listed contacts."""
     arr = np.array([v if isinstance(v, str) and v else "" for v in values], dtype=object)
     if not len(arr):
         return np.zeros(0, dtype=np.uint64)
-    out = pd.util.hash_array(arr, categorize=False)
+    if confirm:
+        out = pd.util.hash_array(arr, hash_key=_CONFIRM_KEY, categorize=False)
+    else:
+        out = pd.util.hash_array(arr, categorize=False)
     out[arr == ""] = 0
     return out
 
@@ -201,31 +209,40 @@ class KeyFilter:
         both = np.concatenate([_hashes(emails), _hashes(phones)])
         return cls(np.unique(both[both != 0]))
 
+    def _has(self, h: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(self.hashes, h), max(len(self.hashes) - 1, 0))
+        found: np.ndarray = (h != 0) & (self.hashes[at] == h) if len(self.hashes) else h != h
+        return found
+
     def keep(self, contacts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         if not contacts:
             return []
         e = _hashes([_email_of(c) for c in contacts])
         p = _hashes([_phone_of(c) for c in contacts])
-        hit = np.isin(e, self.hashes) & (e != 0) | np.isin(p, self.hashes) & (p != 0)
+        hit = self._has(e) | self._has(p)
         return [c for c, h in zip(contacts, hit.tolist(), strict=True) if h]
 
 
 class Pending:
     """The rows discovery has to answer for, and how far the listing has answered.
 
-    Per row: its email and phone (hashed, with the text kept compactly for the
-    exact check), whether a listed contact holds the email (and with the
-    row's phone too), and whether one holds the phone. A row is resolved
-    when the plan no longer depends on anything unlisted.
+    Per row: its email and phone (two hashes each; the text kept compactly,
+    read back only for the rows looked up), whether a listed contact holds
+    the email (and with the row's phone too), and whether one holds the
+    phone. A row is resolved when the plan no longer depends on anything
+    unlisted.
     """
 
     def __init__(self, pos: Sequence[int], emails: Sequence[Any], phones: Sequence[Any]) -> None:
         self.pos = np.asarray(pos, dtype=np.int64)
         n = len(self.pos)
-        self.emails = pd.array([e if isinstance(e, str) and e else None for e in emails], "str")
-        self.phones = pd.array([p if isinstance(p, str) and p else None for p in phones], "str")
-        self._eh = _hashes(list(self.emails.astype(object)))
-        self._ph = _hashes(list(self.phones.astype(object)))
+        e_text = [e if isinstance(e, str) and e else None for e in emails]
+        p_text = [p if isinstance(p, str) and p else None for p in phones]
+        self.emails = pd.array(e_text, "str")
+        self.phones = pd.array(p_text, "str")
+        self._eh, self._eh2 = _hashes(e_text), _hashes(e_text, confirm=True)
+        self._ph, self._ph2 = _hashes(p_text), _hashes(p_text, confirm=True)
+        del e_text, p_text
         self.has_e = self._eh != 0
         self.has_p = self._ph != 0
         self.e_found = np.zeros(n, dtype=bool)
@@ -239,29 +256,41 @@ class Pending:
     def __len__(self) -> int:
         return len(self.pos)
 
-    def _rows_with(self, sorted_: np.ndarray, order: np.ndarray, h: int) -> np.ndarray:
-        lo = int(np.searchsorted(sorted_, h, "left"))
-        hi = int(np.searchsorted(sorted_, h, "right"))
-        return order[lo:hi]
+    @staticmethod
+    def _matches(
+        sorted_: np.ndarray,
+        order: np.ndarray,
+        confirm: np.ndarray,
+        hashes: np.ndarray,
+        hashes2: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(contact index, row) pairs whose two hashes agree."""
+        lo = np.searchsorted(sorted_, hashes, "left")
+        hi = np.searchsorted(sorted_, hashes, "right")
+        hit = np.flatnonzero((hi > lo) & (hashes != 0))
+        if not len(hit):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ks = np.repeat(hit, (hi - lo)[hit])
+        rows = np.concatenate([order[lo[k] : hi[k]] for k in hit.tolist()])
+        ok = confirm[rows] == hashes2[ks]
+        return ks[ok], rows[ok]
 
     def see(self, contacts: Sequence[Mapping[str, Any]]) -> None:
         """Mark what these listed contacts answer."""
-        if not len(self.pos):
+        if not len(self.pos) or not contacts:
             return
         emails = [_email_of(c) for c in contacts]
         phones = [_phone_of(c) for c in contacts]
-        for email, phone, eh, ph in zip(
-            emails, phones, _hashes(emails).tolist(), _hashes(phones).tolist(), strict=True
-        ):
-            if eh:
-                for i in self._rows_with(self._e_sorted, self._e_order, eh).tolist():
-                    if self.emails[i] == email:
-                        self.e_found[i] = True
-                        self.e_phone_same[i] = self.has_p[i] and self.phones[i] == phone
-            if ph:
-                for i in self._rows_with(self._p_sorted, self._p_order, ph).tolist():
-                    if self.phones[i] == phone:
-                        self.p_found[i] = True
+        ph, ph2 = _hashes(phones), _hashes(phones, confirm=True)
+        ks, rows = self._matches(
+            self._e_sorted, self._e_order, self._eh2, _hashes(emails), _hashes(emails, confirm=True)
+        )
+        self.e_found[rows] = True
+        self.e_phone_same[rows] = (
+            self.has_p[rows] & (self._ph[rows] == ph[ks]) & (self._ph2[rows] == ph2[ks])
+        )
+        _, rows = self._matches(self._p_sorted, self._p_order, self._ph2, ph, ph2)
+        self.p_found[rows] = True
 
     def unresolved(self) -> np.ndarray:
         """Which rows still need a look-up."""
