@@ -59,16 +59,29 @@ _KEEP_FIELDS: Final = ("id", *rules.FIELDS)
 _CONFIRM_KEY: Final = "synckit:confirm!"
 
 
-def _hashes(values: Sequence[Any], *, confirm: bool = False) -> np.ndarray:
-    """64-bit hashes of text values (missing -> 0): compact keys to match listed contacts."""
-    arr = np.array([v if isinstance(v, str) and v else "" for v in values], dtype=object)
-    if not len(arr):
-        return np.zeros(0, dtype=np.uint64)
-    if confirm:
-        out = pd.util.hash_array(arr, hash_key=_CONFIRM_KEY, categorize=False)
-    else:
-        out = pd.util.hash_array(arr, categorize=False)
-    out[arr == ""] = 0
+_HASH_BATCH: Final = 100_000
+
+
+def _hashes(values: Any, *, confirm: bool = False) -> np.ndarray:
+    """64-bit hashes of text values (missing or empty -> 0): compact keys to match contacts.
+
+    ``values`` is a list, or a pandas text array (a million emails stay arrow
+    strings: they become Python strings only a batch at a time, here).
+    """
+    n = len(values)
+    out = np.zeros(n, dtype=np.uint64)
+    for start in range(0, n, _HASH_BATCH):
+        part = values[start : start + _HASH_BATCH]
+        if isinstance(part, list):
+            arr = np.array([v if isinstance(v, str) else "" for v in part], dtype=object)
+        else:
+            arr = np.asarray(pd.array(part, dtype="str").to_numpy(dtype=object, na_value=""))
+        if confirm:
+            h = pd.util.hash_array(arr, hash_key=_CONFIRM_KEY, categorize=False)
+        else:
+            h = pd.util.hash_array(arr, categorize=False)
+        h[arr == ""] = 0
+        out[start : start + len(h)] = h
     return out
 
 
@@ -205,7 +218,7 @@ class KeyFilter:
     hashes: np.ndarray
 
     @classmethod
-    def of(cls, emails: Sequence[Any], phones: Sequence[Any]) -> KeyFilter:
+    def of(cls, emails: Any, phones: Any) -> KeyFilter:
         both = np.concatenate([_hashes(emails), _hashes(phones)])
         return cls(np.unique(both[both != 0]))
 
@@ -233,16 +246,17 @@ class Pending:
     unlisted.
     """
 
-    def __init__(self, pos: Sequence[int], emails: Sequence[Any], phones: Sequence[Any]) -> None:
+    def __init__(self, pos: Any, emails: Any, phones: Any) -> None:
         self.pos = np.asarray(pos, dtype=np.int64)
         n = len(self.pos)
-        e_text = [e if isinstance(e, str) and e else None for e in emails]
-        p_text = [p if isinstance(p, str) and p else None for p in phones]
-        self.emails = pd.array(e_text, "str")
-        self.phones = pd.array(p_text, "str")
-        self._eh, self._eh2 = _hashes(e_text), _hashes(e_text, confirm=True)
-        self._ph, self._ph2 = _hashes(p_text), _hashes(p_text, confirm=True)
-        del e_text, p_text
+        if isinstance(emails, list):
+            emails = [e if isinstance(e, str) and e else None for e in emails]
+        if isinstance(phones, list):
+            phones = [p if isinstance(p, str) and p else None for p in phones]
+        self.emails = pd.array(emails, dtype="str")
+        self.phones = pd.array(phones, dtype="str")
+        self._eh, self._eh2 = _hashes(self.emails), _hashes(self.emails, confirm=True)
+        self._ph, self._ph2 = _hashes(self.phones), _hashes(self.phones, confirm=True)
         self.has_e = self._eh != 0
         self.has_p = self._ph != 0
         self.e_found = np.zeros(n, dtype=bool)

@@ -333,25 +333,25 @@ class _Run:
             keep = np.ones(len(keys), dtype=bool)
             keep[where] = False
             keys = keys[keep].reset_index(drop=True)
-        emails = keys["email"].astype(object).where(keys["email"].notna(), None).tolist()
-        phones = (
-            keys["phone_number"].astype(object).where(keys["phone_number"].notna(), None).tolist()
-        )
+        # A million keys stay arrow strings here; Python strings only a batch at a time.
+        emails, phones = keys["email"].array, keys["phone_number"].array
         need = np.ones(len(keys), dtype=bool)
         if self.ledger is not None:
-            key_list = [_key_of(e, p) for e, p in zip(emails, phones, strict=True)]
             step = 50_000
-            for start in range(0, len(key_list), step):
-                part_keys = key_list[start : start + step]
+            for start in range(0, len(keys), step):
+                part_keys = [
+                    _key_of(e, p)
+                    for e, p in zip(
+                        keys["email"].iloc[start : start + step].tolist(),
+                        keys["phone_number"].iloc[start : start + step].tolist(),
+                        strict=True,
+                    )
+                ]
                 entries = self._entries(part_keys)
                 for i, k in enumerate(part_keys):
                     need[start + i] = self._needs_discovery(k, entries)
         positions = keys["_pos"].to_numpy(dtype=np.int64)
-        pending = Pending(
-            positions[need].tolist(),
-            [e for e, n in zip(emails, need.tolist(), strict=True) if n],
-            [p for p, n in zip(phones, need.tolist(), strict=True) if n],
-        )
+        pending = Pending(positions[need], emails[need], phones[need])
         keep_filter = KeyFilter.of(emails, phones)
         return _Scan(rejected, pending, keep_filter, sizes)
 
