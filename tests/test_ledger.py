@@ -276,3 +276,20 @@ def test_lock_message_when_held_names_file(tmp_path: Path) -> None:
         with Ledger(path) as b, pytest.raises(StateLockedError, match=r"nightly\.db"), b.lock():
             pass
         assert time.monotonic() - t0 < 2  # fails fast instead of waiting
+
+
+def test_open_existing_is_read_only_and_never_creates(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    assert Ledger.open_existing(path) is None and not path.exists()
+    with Ledger(path) as led:
+        led.record("r1", [LedgerOutcome("email:a@x.io", 2, "created", "ct_1", {"email": "a@x.io"})])
+    ro = Ledger.open_existing(path)
+    assert ro is not None
+    try:
+        assert ro.get(["email:a@x.io"])["email:a@x.io"].contact_id == "ct_1"
+        with pytest.raises(SynckitError):
+            ro.record("r2", [LedgerOutcome("email:b@x.io", 3, "created", "ct_2", {})])
+    finally:
+        ro.close()
+    with Ledger(path) as led:
+        assert len(led) == 1  # the read-only handle changed nothing

@@ -1,4 +1,5 @@
-"""The examples in the docstrings of report, state, config and the runs command run as written."""
+"""The examples in the docstrings of report, the ledger, config, the runs command and the
+sync engine run as written."""
 
 from __future__ import annotations
 
@@ -9,7 +10,22 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "name", ["synckit.report", "synckit.ledger", "synckit.config", "synckit.cli._runs"]
+    "name",
+    [
+        "synckit.report",
+        "synckit.ledger",
+        "synckit.config",
+        "synckit.cli._runs",
+        "synckit._rows",
+        "synckit.sync",
+        "synckit.sync.source",
+        "synckit.sync.discover",
+        "synckit.sync.plan",
+        "synckit.sync.flows",
+        "synckit.sync.outcome",
+        "synckit.sync.execute",
+        "synckit.sync.record",
+    ],
 )
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)
