@@ -507,6 +507,7 @@ class SyncReport:
             "dry_run": self.dry_run,
             "aborted": self.aborted.to_dict() if self.aborted is not None else None,
             "rows": len(self.rows),
+            "discovery": self.discovery,
             "counts": self.counts(),
             "ok": self.ok,
             "exit_code": self.exit_code(),

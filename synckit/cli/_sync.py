@@ -92,7 +92,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--state", metavar="PATH", help="SQLite state ledger (incremental runs)")
     p.add_argument(
         "--retry-failed", action="store_true", default=None,
-        help="with --state: re-send only the rows that failed or were skipped last time",
+        help="with --state: send only the rows that failed, were invalid or skipped last time "
+        "(and rows never sent)",
     )  # fmt: skip
     p.add_argument(
         "--allow-resubscribe", action="store_true", default=None,
