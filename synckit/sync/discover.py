@@ -20,8 +20,9 @@ pages and looks the rest up.
 
 What is learnt goes into a :class:`Snapshot`: a temporary SQLite file (not
 memory) holding only the contacts that match the input's keys (every listed
-contact for a one-pass stream, whose later keys are unknown), and the keys a
-look-up found no contact for. The planner reads it chunk by chunk.
+contact for a one-pass stream, whose later keys are unknown). The planner
+reads it a slice of rows at a time; rows it still cannot answer are looked up
+then, just before they are planned.
 
 Example:
     >>> snap = Snapshot()
@@ -47,22 +48,17 @@ from synckit import rules
 from synckit.errors import APIError
 from synckit.sync.plan import UNKNOWN, Known
 
-__all__ = ["Discovery", "KeyFilter", "Pending", "Snapshot"]
+__all__ = ["Discovery", "KeyFilter", "LookupJob", "Pending", "Snapshot", "needs_lookup"]
 
 # SQLite builds before 3.32 allow 999 host parameters per statement; stay under it.
 _MAX_VARS: Final = 900
 _KEEP_FIELDS: Final = ("id", *rules.FIELDS)
 
 
-# Two independent 64-bit hashes: the first finds candidates, the second confirms them
-# (a false match would need both to collide: about 2**-128 per pair).
-_CONFIRM_KEY: Final = "synckit:confirm!"
-
-
 _HASH_BATCH: Final = 100_000
 
 
-def _hashes(values: Any, *, confirm: bool = False) -> np.ndarray:
+def _hashes(values: Any) -> np.ndarray:
     """64-bit hashes of text values (missing or empty -> 0): compact keys to match contacts.
 
     ``values`` is a list, or a pandas text array (a million emails stay arrow
@@ -76,10 +72,7 @@ def _hashes(values: Any, *, confirm: bool = False) -> np.ndarray:
             arr = np.array([v if isinstance(v, str) else "" for v in part], dtype=object)
         else:
             arr = np.asarray(pd.array(part, dtype="str").to_numpy(dtype=object, na_value=""))
-        if confirm:
-            h = pd.util.hash_array(arr, hash_key=_CONFIRM_KEY, categorize=False)
-        else:
-            h = pd.util.hash_array(arr, categorize=False)
+        h = pd.util.hash_array(arr, categorize=False)
         h[arr == ""] = 0
         out[start : start + len(h)] = h
     return out
@@ -114,7 +107,6 @@ class Snapshot:
             CREATE TABLE contacts (id TEXT PRIMARY KEY, email TEXT, phone TEXT, body TEXT);
             CREATE INDEX contacts_email ON contacts(email);
             CREATE INDEX contacts_phone ON contacts(phone);
-            CREATE TABLE absent (kind TEXT, value TEXT, PRIMARY KEY (kind, value)) WITHOUT ROWID;
             CREATE TABLE claims (contact_id TEXT PRIMARY KEY, pos INTEGER, row INTEGER);
             CREATE TABLE seen (kind TEXT, value TEXT, row INTEGER, PRIMARY KEY (kind, value))
                 WITHOUT ROWID;
@@ -143,14 +135,6 @@ class Snapshot:
             self._db.execute("COMMIT")
             self.size += len(rows)
 
-    def add_absent(self, kind: str, values: Iterable[str]) -> None:
-        """Remember that no contact holds these emails (``kind="email"``) or phones."""
-        rows = [(kind, v) for v in values if v]
-        if not rows:
-            return
-        with self._lock:
-            self._db.executemany("INSERT OR IGNORE INTO absent VALUES (?, ?)", rows)
-
     def _select(self, sql: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         wanted = list(dict.fromkeys(v for v in values if v))
@@ -170,13 +154,6 @@ class Snapshot:
         """The contacts holding these phone numbers."""
         rows = self._select("SELECT phone, body FROM contacts WHERE phone IN ({marks})", phones)
         return {r[0]: json.loads(r[1]) for r in rows}
-
-    def absent(self, kind: str, values: Sequence[str]) -> set[str]:
-        """Which of ``values`` a look-up found no contact for."""
-        rows = self._select(
-            "SELECT value FROM absent WHERE kind = '" + kind + "' AND value IN ({marks})", values
-        )
-        return {r[0] for r in rows}
 
     # ------------------------------------------------------------------ claims
     def claim(self, wanted: Sequence[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:
@@ -237,73 +214,61 @@ class KeyFilter:
 
 
 class Pending:
-    """The rows discovery has to answer for, and how far the listing has answered.
+    """The rows discovery has to answer for, and how far the listing has answered them.
 
-    Per row: its email and phone (two hashes each; the text kept compactly,
-    read back only for the rows looked up), whether a listed contact holds
-    the email (and with the row's phone too), and whether one holds the
-    phone. A row is resolved when the plan no longer depends on anything
-    unlisted.
+    Only hashes and flags, about 37 bytes a row (a million rows: 37 MB): the
+    sorted hashes of each row's email and phone, whether a listed contact
+    holds the email (and with the row's phone too), and whether one holds the
+    phone. A row is resolved when its plan no longer depends on anything
+    unlisted. A false match (two 64-bit hashes colliding) could only make
+    the listing stop a page early; the planner reads the snapshot by the
+    exact text, so it never changes what is sent.
     """
 
-    def __init__(self, pos: Any, emails: Any, phones: Any) -> None:
-        self.pos = np.asarray(pos, dtype=np.int64)
-        n = len(self.pos)
-        if isinstance(emails, list):
-            emails = [e if isinstance(e, str) and e else None for e in emails]
-        if isinstance(phones, list):
-            phones = [p if isinstance(p, str) and p else None for p in phones]
-        self.emails = pd.array(emails, dtype="str")
-        self.phones = pd.array(phones, dtype="str")
-        self._eh, self._eh2 = _hashes(self.emails), _hashes(self.emails, confirm=True)
-        self._ph, self._ph2 = _hashes(self.phones), _hashes(self.phones, confirm=True)
-        self.has_e = self._eh != 0
+    def __init__(self, emails: Any, phones: Any) -> None:
+        eh = _hashes(emails)
+        self._ph = _hashes(phones)
+        n = len(eh)
+        self.has_e = eh != 0
         self.has_p = self._ph != 0
         self.e_found = np.zeros(n, dtype=bool)
         self.e_phone_same = np.zeros(n, dtype=bool)  # the email's contact holds the row's phone
         self.p_found = np.zeros(n, dtype=bool)
-        self._e_order = np.argsort(self._eh, kind="stable")
-        self._e_sorted = self._eh[self._e_order]
-        self._p_order = np.argsort(self._ph, kind="stable")
+        index = np.int32 if n < 2**31 else np.int64
+        self._e_order = np.argsort(eh, kind="stable").astype(index)
+        self._e_sorted = eh[self._e_order]
+        del eh
+        self._p_order = np.argsort(self._ph, kind="stable").astype(index)
         self._p_sorted = self._ph[self._p_order]
 
     def __len__(self) -> int:
-        return len(self.pos)
+        return len(self.has_e)
 
     @staticmethod
     def _matches(
-        sorted_: np.ndarray,
-        order: np.ndarray,
-        confirm: np.ndarray,
-        hashes: np.ndarray,
-        hashes2: np.ndarray,
+        sorted_: np.ndarray, order: np.ndarray, hashes: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(contact index, row) pairs whose two hashes agree."""
+        """(contact index, row) pairs with the same hash."""
         lo = np.searchsorted(sorted_, hashes, "left")
         hi = np.searchsorted(sorted_, hashes, "right")
         hit = np.flatnonzero((hi > lo) & (hashes != 0))
         if not len(hit):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         ks = np.repeat(hit, (hi - lo)[hit])
-        rows = np.concatenate([order[lo[k] : hi[k]] for k in hit.tolist()])
-        ok = confirm[rows] == hashes2[ks]
-        return ks[ok], rows[ok]
+        rows = np.concatenate([order[lo[k] : hi[k]] for k in hit.tolist()]).astype(np.int64)
+        return ks, rows
 
     def see(self, contacts: Sequence[Mapping[str, Any]]) -> None:
         """Mark what these listed contacts answer."""
-        if not len(self.pos) or not contacts:
+        if not len(self) or not contacts:
             return
-        emails = [_email_of(c) for c in contacts]
-        phones = [_phone_of(c) for c in contacts]
-        ph, ph2 = _hashes(phones), _hashes(phones, confirm=True)
+        ph = _hashes([_phone_of(c) for c in contacts])
         ks, rows = self._matches(
-            self._e_sorted, self._e_order, self._eh2, _hashes(emails), _hashes(emails, confirm=True)
+            self._e_sorted, self._e_order, _hashes([_email_of(c) for c in contacts])
         )
         self.e_found[rows] = True
-        self.e_phone_same[rows] = (
-            self.has_p[rows] & (self._ph[rows] == ph[ks]) & (self._ph2[rows] == ph2[ks])
-        )
-        _, rows = self._matches(self._p_sorted, self._p_order, self._ph2, ph, ph2)
+        self.e_phone_same[rows] = self.has_p[rows] & (self._ph[rows] == ph[ks])
+        _, rows = self._matches(self._p_sorted, self._p_order, ph)
         self.p_found[rows] = True
 
     def unresolved(self) -> np.ndarray:
@@ -335,13 +300,34 @@ class LookupJob:
     by_phone: Any = UNKNOWN
 
 
+def needs_lookup(email: str | None, phone: str | None, known: Known, *, dry_run: bool) -> bool:
+    """Whether a row's plan still depends on something a look-up would tell.
+
+    Example:
+        >>> needs_lookup("a@x.io", "+441", Known(by_email=None, by_phone=UNKNOWN), dry_run=False)
+        False
+        >>> needs_lookup("a@x.io", "+441", Known(by_email=None, by_phone=UNKNOWN), dry_run=True)
+        True
+    """
+    if email and known.by_email is UNKNOWN:
+        return True
+    if phone and known.by_phone is UNKNOWN:
+        a = known.by_email
+        if not email:
+            return True
+        if isinstance(a, Mapping):
+            return a.get("phone_number") != phone  # the two-contacts check
+        return a is None and dry_run  # a real run's create is the phone check
+    return False
+
+
 class Discovery:
-    """Runs the listing and the look-ups for a run, keeping the tally across chunks.
+    """Runs the listing and the look-ups of a run, keeping the tally across chunks.
 
     ``list_page(cursor)`` returns ``(contacts, next_cursor)`` or raises
-    :class:`~synckit.errors.APIError`; ``look_up(jobs)`` runs the look-ups
-    (in parallel, in the executor) and returns ``(job, known, requests)``
-    for each; ``stopped()`` tells when the run is stopping.
+    :class:`~synckit.errors.APIError`; ``look_up(jobs)`` runs look-ups (in
+    parallel, in the executor) and returns ``(job, known, requests)`` for
+    each; ``stopped()`` tells when the run is stopping.
     """
 
     def __init__(
@@ -363,18 +349,20 @@ class Discovery:
         self.complete = False
         self.listing_failed: APIError | None = None
         self._cursor: str | None = None
-        self._failed: dict[int, APIError] = {}
 
     def stats(self) -> dict[str, Any]:
         """Requests spent on discovery: pages listed, look-ups, whether the listing finished."""
         return {"pages": self.pages, "lookups": self.lookups, "listing_complete": self.complete}
 
-    def resolve(self, pending: Pending, keep: KeyFilter | None) -> None:
-        """Learn what the platform holds for ``pending``'s rows (see the module docs)."""
-        if not len(pending) or self.complete:
-            return
+    def list_for(self, pending: Pending, keep: KeyFilter | None) -> None:
+        """List the account while that is the cheaper way to answer ``pending`` (module docs).
+
+        The rows still unresolved afterwards are looked up when they are
+        planned (:meth:`look_up`), where their text is at hand.
+        """
         while (
-            not self.complete
+            len(pending)
+            and not self.complete
             and self.listing_failed is None
             and not self._stopped()
             and self.pages < self.lookups + pending.lookup_cost()
@@ -393,64 +381,42 @@ class Discovery:
             pending.see(contacts)
             self._cursor = cursor
             self.complete = cursor is None
+
+    def look_up(
+        self,
+        rows: Sequence[tuple[int, str | None, str | None]],
+        knowns: dict[int, Known],
+        *,
+        dry_run: bool,
+    ) -> None:
+        """Look up the ``(pos, email, phone)`` rows whose plan still depends on an unknown;
+        their entries in ``knowns`` are replaced by what the look-ups found."""
         if self.complete or self._stopped():
             return
-        todo = np.flatnonzero(pending.unresolved())
-        if not len(todo):
-            return
         jobs = []
-        by_email = self.snapshot.by_email([pending.emails[i] for i in todo if pending.e_found[i]])
-        by_phone = self.snapshot.by_phone([pending.phones[i] for i in todo if pending.p_found[i]])
-        for i in todo.tolist():
-            email = pending.emails[i] if pending.has_e[i] else None
-            phone = pending.phones[i] if pending.has_p[i] else None
-            jobs.append(
-                LookupJob(
-                    int(pending.pos[i]),
-                    email,
-                    phone,
-                    by_email.get(email, UNKNOWN) if email else UNKNOWN,
-                    by_phone.get(phone, UNKNOWN) if phone else UNKNOWN,
-                )
-            )
+        for pos, email, phone in rows:
+            known = knowns[pos]
+            if needs_lookup(email, phone, known, dry_run=dry_run):
+                jobs.append(LookupJob(pos, email, phone, known.by_email, known.by_phone))
+        if not jobs:
+            return
         found: list[Mapping[str, Any]] = []
-        free_e: list[str] = []
-        free_p: list[str] = []
         for job, known, requests in self._look_up(jobs):
             self.lookups += requests
             found.extend(c for c in (known.by_email, known.by_phone) if isinstance(c, Mapping))
-            if job.email and known.by_email is None:
-                free_e.append(job.email)
-            if job.phone and known.by_phone is None:
-                free_p.append(job.phone)
-            if known.error is not None:
-                self._failed[job.pos] = known.error
+            knowns[job.pos] = known
         self.snapshot.add(found)
-        self.snapshot.add_absent("email", free_e)
-        self.snapshot.add_absent("phone", free_p)
 
     def known_for(self, rows: Sequence[tuple[int, str | None, str | None]]) -> dict[int, Known]:
-        """What is known for ``(pos, email, phone)`` rows, from the snapshot."""
+        """What the snapshot tells for ``(pos, email, phone)`` rows (a finished listing: all)."""
         emails = [e for _, e, _ in rows if e]
         phones = [p for _, _, p in rows if p]
         by_email = self.snapshot.by_email(emails) if emails else {}
         by_phone = self.snapshot.by_phone(phones) if phones else {}
-        free_e: set[str] = set()
-        free_p: set[str] = set()
-        if not self.complete:
-            free_e = self.snapshot.absent("email", emails) if emails else set()
-            free_p = self.snapshot.absent("phone", phones) if phones else set()
+        absent: Any = None if self.complete else UNKNOWN
         out: dict[int, Known] = {}
         for pos, email, phone in rows:
-            a: Any = UNKNOWN
-            b: Any = UNKNOWN
-            if email:
-                a = by_email.get(email)
-                if a is None and not (self.complete or email in free_e):
-                    a = UNKNOWN
-            if phone:
-                b = by_phone.get(phone)
-                if b is None and not (self.complete or phone in free_p):
-                    b = UNKNOWN
-            out[pos] = Known(a, b, error=self._failed.get(pos))
+            a = by_email.get(email, absent) if email else UNKNOWN
+            b = by_phone.get(phone, absent) if phone else UNKNOWN
+            out[pos] = Known(a, b)
         return out
