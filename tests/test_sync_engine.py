@@ -5,6 +5,8 @@ line up with its input, failed rows that did not read back)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +240,26 @@ def test_failed_rows_read_back_with_read_csv(client: Client, tmp_path: Path) -> 
     check = synckit.validate(back)
     assert not (check.errors["code"] == "nested_custom_fields").any()
     assert sorted(check.errors["code"]) == ["invalid_email", "invalid_phone"]
+
+
+def test_ctrl_c_while_the_input_is_read_sends_nothing_and_reports_every_row(
+    sandbox: Sandbox, client: Client
+) -> None:
+    reads: list[int] = []
+
+    def chunks() -> Any:
+        for k in range(3):
+            reads.append(k)
+            if reads == [0, 1]:  # Ctrl-C once, while the engine reads (scans) the input
+                os.kill(os.getpid(), signal.SIGINT)
+            yield people(10, start=10 * k)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        upsert(chunks, client, progress=False)
+    report = info.value.report  # type: ignore[attr-defined]
+    assert report.aborted.code == "interrupted"
+    assert report.rows.index.tolist() == list(range(2, 32))  # every row, once
+    assert set(report.rows["error_code"]) == {"interrupted"}
+    assert sandbox.request_log() == []  # not even the listing
+    # The scan stopped reading at once; the report then read the input through.
+    assert reads == [0, 1, 0, 1, 2]

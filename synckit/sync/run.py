@@ -226,6 +226,7 @@ class _Run:
         self._list_bar: _Progress | None = None
         self._chunk: Chunk | None = None
         self._done_upto = 0
+        self._phase = "send"  # "scan" while a re-readable input is read the first time
 
     # ------------------------------------------------------------------ helpers
     def _validate(self, frame: pd.DataFrame, duplicates: str) -> Any:
@@ -300,6 +301,8 @@ class _Run:
         parts: list[pd.DataFrame] = []
         sizes: list[int] = []
         for chunk in source.chunks(duplicates="keep", validate=self._validate):
+            if self.stop.requested:  # Ctrl-C while reading: nothing was sent yet
+                break
             sizes.append(chunk.n)
             valid = chunk.check.valid
             assert chunk.valid_pos is not None
@@ -502,6 +505,13 @@ class _Run:
         recorder.skipped(chunk, todo, skipped(reason))
         recorder.flush(chunk)
 
+    def _skip_all(self, source: Source, reason: Abort) -> None:
+        """Stopped before sending anything: every row once, ``skipped`` (or ``invalid``)."""
+        for chunk in source.chunks(duplicates="keep", validate=None):
+            self.recorder.begin_chunk(chunk)
+            self._chunk, self._done_upto = chunk, 0
+            self._skip_current(reason)
+
     def _skip_rest(self, source: Source, reason: Abort) -> None:
         """Input not read yet is reported too: each row once, ``skipped``."""
         out = skipped(reason)
@@ -564,18 +574,25 @@ class _Run:
                         except KeyboardInterrupt as exc:
                             interrupt = exc
                             self.stop.request(INTERRUPTED)
-                            self._skip_current(INTERRUPTED)
-                            self._skip_rest(source, INTERRUPTED)
+                            if self._phase == "send":
+                                self._skip_current(INTERRUPTED)
+                                self._skip_rest(source, INTERRUPTED)
+                            else:
+                                self._skip_all(source, INTERRUPTED)
                         except Exception as exc:
                             # e.g. a chunk that cannot be read half-way through a stream: rows
                             # already sent were changed in the platform and must be reported.
                             self.error = exc
                             # Unreadable input or a bad setting: the command line's 2.
                             usage = isinstance(exc, (InputError, ConfigError, StateLockedError))
+                            where = (
+                                "input rows after that point are not in this report"
+                                if self._phase == "send"
+                                else "nothing was sent (the whole input is read first)"
+                            )
                             reason = Abort(
                                 "run_failed",
-                                f"{type(exc).__name__}: {redact(str(exc))}; input rows after "
-                                "that point are not in this report",
+                                f"{type(exc).__name__}: {redact(str(exc))}; {where}",
                                 2 if usage else 1,
                             )
                             self.stop.request(reason, exc)
@@ -624,12 +641,18 @@ class _Run:
 
     def _sync(self, source: Source, bar: _Progress) -> None:
         if source.rereadable:
+            self._phase = "scan"
             scan = self._scan(source)
+            if self.stop.requested:
+                del scan
+                self._skip_all(source, self.stop.reason or INTERRUPTED)
+                return
             bar.total(sum(scan.sizes))
             self.discovery.list_for(scan.pending, scan.keep)
             rejected, sizes = scan.rejected, scan.sizes
             del scan
             _release_memory()  # the scan's keys, before the send's report frames grow
+            self._phase = "send"
             for i, chunk in enumerate(source.chunks(duplicates="keep", validate=self._validate)):
                 if i >= len(sizes) or chunk.n != sizes[i]:
                     raise SynckitError(

@@ -105,7 +105,8 @@ class Source:
     total: int | None = None
     description: str = ""
 
-    def chunks(self, *, duplicates: str, validate: Validate) -> Iterator[Chunk]:
+    def chunks(self, *, duplicates: str, validate: Validate | None) -> Iterator[Chunk]:
+        """The input's chunks, validated with ``validate`` (None: numbered only)."""
         raise NotImplementedError
 
     def rest(self) -> Iterator[Chunk]:
@@ -227,13 +228,15 @@ class _FrameSource(Source):
         self.description = str(frame.attrs.get("source") or "DataFrame")
         self._cache: Chunk | None = None
 
-    def chunks(self, *, duplicates: str, validate: Validate) -> Iterator[Chunk]:
+    def chunks(self, *, duplicates: str, validate: Validate | None) -> Iterator[Chunk]:
         # Validated once: the scan and the send see the same chunk.
-        if self._cache is None:
-            self._cache = _frame_chunk(
-                self.frame, _Numbering(), duplicates=duplicates, validate=validate
-            )
-        yield self._cache
+        if self._cache is not None:
+            yield self._cache
+            return
+        chunk = _frame_chunk(self.frame, _Numbering(), duplicates=duplicates, validate=validate)
+        if validate is not None:
+            self._cache = chunk
+        yield chunk
 
 
 class _ValidationSource(Source):
@@ -242,7 +245,7 @@ class _ValidationSource(Source):
         self.total = check.n_rows
         self.description = "Validation"
 
-    def chunks(self, *, duplicates: str, validate: Validate) -> Iterator[Chunk]:
+    def chunks(self, *, duplicates: str, validate: Validate | None) -> Iterator[Chunk]:
         yield _validation_chunk(self.check, _Numbering())
 
 
@@ -255,7 +258,7 @@ class _ChunkSource(Source):
         self._numbering = _Numbering()
         self._opened = False
 
-    def chunks(self, *, duplicates: str, validate: Validate) -> Iterator[Chunk]:
+    def chunks(self, *, duplicates: str, validate: Validate | None) -> Iterator[Chunk]:
         if self._opened and not self.rereadable:
             raise ConfigError("a one-pass iterator of chunks can be read only once")
         self._opened = True
