@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import types
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,17 @@ def test_in_flight_limit_is_read_as_rows_are_dispatched(sandbox: Sandbox, client
     posts = [r for r in sandbox.request_log() if r.method == "POST"]
     order = [c["email"] for c in sandbox.contacts()]
     assert len(posts) == 30 and order == frame["email"].tolist()
+
+
+def test_the_clients_concurrency_controller_is_the_default_limit(
+    sandbox: Sandbox, client: Client
+) -> None:
+    # Issue 11's controller is not here yet: its seam (client.concurrency.limit, read as
+    # rows are dispatched) stands in as a plain object holding the number.
+    client.concurrency = types.SimpleNamespace(limit=1)  # type: ignore[attr-defined]
+    frame = people(20)
+    upsert(frame, client, workers=8, progress=False)
+    assert [c["email"] for c in sandbox.contacts()] == frame["email"].tolist()
 
 
 # --------------------------------------------------------------------------- one write per contact

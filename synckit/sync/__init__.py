@@ -104,8 +104,10 @@ def upsert(
     rows to fix, all columns, custom fields as JSON.
 
     Rows run on ``workers`` threads sharing the client; ``in_flight_limit``
-    (a function, re-read as rows are dispatched; default ``workers``) says
-    how many requests to keep in flight, ``workers`` being the ceiling.
+    (a function, re-read as rows are dispatched) says how many requests to
+    keep in flight, ``workers`` being the ceiling. By default it is the
+    client's own concurrency controller (``client.concurrency.limit``) when
+    the client has one, else ``workers``.
     ``batch_size`` rows are written to the ledger at a time. The progress bar
     shows with ``progress=True`` on a terminal or in a notebook.
 

@@ -544,7 +544,7 @@ class _Run:
                         source=opts.source or source.description, options=opts.ledger_options()
                     )
                 salt = "" if self.ledger is not None and not opts.dry_run else self.run_id
-                limit = opts.in_flight_limit or (lambda: opts.workers)
+                limit = opts.in_flight_limit or _default_limit(self.client, opts.workers)
                 self.executor = Executor(
                     self.client,
                     workers=int(opts.workers),
@@ -673,6 +673,15 @@ class _Run:
         reason = self.stop.reason
         if reason is not None:
             self._skip_rest(source, reason)
+
+
+def _default_limit(client: Any, workers: int) -> Callable[[], int]:
+    """Requests to keep in flight: the client's concurrency controller when it has one
+    (``client.concurrency.limit``, moving with the server's answers), else ``workers``."""
+    controller = getattr(client, "concurrency", None)
+    if controller is not None and hasattr(controller, "limit"):
+        return lambda: int(controller.limit)
+    return lambda: workers
 
 
 def _release_memory() -> None:
