@@ -65,7 +65,8 @@ with synckit.Client(url, token=token) as client:
     started = time.perf_counter()
     report = synckit.upsert(frame, client, dry_run=dry, progress=False)
     elapsed = time.perf_counter() - started
-print(json.dumps({"seconds": elapsed, "counts": report.counts(), "engine": synckit.sync.__file__}))
+print(json.dumps({"seconds": elapsed, "counts": report.counts(),
+                  "discovery": getattr(report, "discovery", None)}))
 """
 
 
@@ -199,7 +200,9 @@ def main() -> None:
     print()
     for engine in ("old", "new"):
         for case in rows:
-            print(f"{engine:<4}{case:<22} {results[engine][case]['counts']}")
+            res = results[engine][case]
+            extra = f"  discovery {res['discovery']}" if res.get("discovery") else ""
+            print(f"{engine:<4}{case:<22} {res['counts']}{extra}")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

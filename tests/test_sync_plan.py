@@ -148,6 +148,13 @@ def test_ledger_contact_gone_from_a_complete_listing_is_created_again() -> None:
     later = {**ADA, "first_name": "Back"}
     p = plan(later, Known(by_email=None, by_phone=None), entry(ADA))
     assert p.step == Create(later, replaced="ct_1")
+    phone_only = {"phone_number": "+447400000001", "first_name": "Back"}
+    held_before = {"phone_number": "+447400000001"}
+    gone = LedgerEntry(
+        "phone:+447400000001", "ct_1", held_before, payload_hash(held_before), "created", "run1"
+    )
+    p = plan_row(row(phone_only), Known(by_email=UNKNOWN, by_phone=None), gone, PlanOptions())
+    assert p.step == Create(phone_only, replaced="ct_1")
 
 
 def test_ledger_id_held_by_another_contact_now_follows_the_platform() -> None:

@@ -432,7 +432,8 @@ def _from_ledger(
     confirmed = merge(entry.payload, body)
     if current is not None:
         return _against(row, current, since, confirmed, opts)
-    if known.by_email is None and (not body.get("phone_number") or known.by_phone is None):
+    email_free = not body.get("email") or known.by_email is None
+    if email_free and (not body.get("phone_number") or known.by_phone is None):
         # A complete listing holds nothing with this key: deleted in the platform.
         return Create(body, replaced=entry.contact_id)
     if not since:
