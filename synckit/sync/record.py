@@ -141,6 +141,8 @@ class Recorder:
         self._row_is_index = True
         self._index_name: Any = None
         self._first = True
+        self._why: dict[int, tuple[Any, Any]] = {}
+        self._why_for: Chunk | None = None
         self.counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ recording
@@ -189,20 +191,24 @@ class Recorder:
             return
         check = chunk.check
         assert check is not None
-        first = check.errors.drop_duplicates("row")
-        why = dict(
-            zip(
-                first["row"].tolist(),
-                zip(first["code"].tolist(), first["message"].tolist(), strict=True),
-                strict=True,
+        if self._why_for is not chunk:
+            # The first problem of each row, once per chunk (not once per slice).
+            first = check.errors.drop_duplicates("row")
+            self._why = dict(
+                zip(
+                    first["row"].tolist(),
+                    zip(first["code"].tolist(), first["message"].tolist(), strict=True),
+                    strict=True,
+                )
             )
-        )
-        emails, phones = chunk.identifiers()
-        for p in positions.tolist():
+            self._why_for = chunk
+        why = self._why
+        emails, phones = chunk.identifiers(positions)
+        for k, p in enumerate(positions.tolist()):
             row = int(chunk.rows[p])
             code, message = why.get(row, ("invalid", "the row failed local validation"))
             src = chunk.sources[p] if chunk.sources is not None else None
-            email, phone = _text(emails[p]), _text(phones[p])
+            email, phone = _text(emails[k]), _text(phones[k])
             self._records.append(
                 (chunk.start + p, row, src, email, phone, "invalid", None, None,
                  str(code), str(message), None, None, "")
@@ -254,11 +260,11 @@ class Recorder:
 
     def skipped(self, chunk: Chunk, positions: np.ndarray, out: Outcome) -> None:
         """Record rows not validated (a stopped run's unread input) as ``out``."""
-        emails, phones = chunk.identifiers()
-        for p in positions.tolist():
+        emails, phones = chunk.identifiers(positions)
+        for k, p in enumerate(positions.tolist()):
             src = chunk.sources[p] if chunk.sources is not None else None
             self._records.append(
-                (chunk.start + p, int(chunk.rows[p]), src, _text(emails[p]), _text(phones[p]),
+                (chunk.start + p, int(chunk.rows[p]), src, _text(emails[k]), _text(phones[k]),
                  out.status, None, None, out.error_code, out.error_message, None, None, "")
             )  # fmt: skip
             self._problem_pos.append(p)

@@ -85,16 +85,25 @@ class Chunk:
     def n(self) -> int:
         return len(self.rows)
 
-    def identifiers(self) -> tuple[list[Any], list[Any]]:
-        """The email and phone_number cells by position (as given when not validated)."""
+    def identifiers(self, positions: np.ndarray) -> tuple[list[Any], list[Any]]:
+        """The email and phone_number cells at ``positions`` (as given when not validated)."""
+        n = len(positions)
         if self.raw is not None:
-            frame = self.raw
-        else:
-            assert self.check is not None
-            frame = pd.concat([self.check.valid, self.check.invalid]).reindex(self.rows)
-        out = []
+            part = self.raw.iloc[positions]
+            return tuple(  # type: ignore[return-value]
+                part[name].tolist() if name in part.columns else [None] * n
+                for name in ("email", "phone_number")
+            )
+        assert self.check is not None
+        rows = pd.Index(self.rows[positions])
+        out: list[list[Any]] = []
         for name in ("email", "phone_number"):
-            out.append(frame[name].tolist() if name in frame.columns else [None] * self.n)
+            col = pd.Series([None] * n, index=rows, dtype=object)
+            for frame in (self.check.valid, self.check.invalid):
+                if name in frame.columns and len(frame):
+                    hit = frame.index.intersection(rows)
+                    col.loc[hit] = frame.loc[hit, name].astype(object)
+            out.append(col.tolist())
         return out[0], out[1]
 
 
