@@ -300,22 +300,16 @@ class _Run:
 
         parts: list[pd.DataFrame] = []
         sizes: list[int] = []
-        for chunk in source.chunks(duplicates="keep", validate=self._validate):
-            if self.stop.requested:  # Ctrl-C while reading: nothing was sent yet
-                break
-            sizes.append(chunk.n)
-            valid = chunk.check.valid
-            assert chunk.valid_pos is not None
-            part = pd.DataFrame(
-                {
-                    "_pos": chunk.start + chunk.valid_pos,
-                    "row": np.asarray(valid.index, dtype=np.int64),
-                }
-            )
-            for fld in ("email", "phone_number"):
-                col = valid[fld] if fld in valid.columns else pd.Series([None] * len(valid))
-                part[fld] = pd.array(col.tolist(), dtype="str")
-            parts.append(part)
+        reading = _Progress(self.opts.progress, source.total, "checking", "row")
+        try:
+            for chunk in source.chunks(duplicates="keep", validate=self._validate):
+                if self.stop.requested:  # Ctrl-C while reading: nothing was sent yet
+                    break
+                sizes.append(chunk.n)
+                reading.update(chunk.n)
+                parts.append(self._scan_keys(chunk))
+        finally:
+            reading.close()
         keys = (
             pd.concat(parts, ignore_index=True)
             if parts
@@ -360,6 +354,19 @@ class _Run:
         keep_filter = KeyFilter.of(emails, phones)
         del keys, emails, phones
         return _Scan(rejected, pending, keep_filter, sizes)
+
+    @staticmethod
+    def _scan_keys(chunk: Chunk) -> pd.DataFrame:
+        """Run position, row number, email and phone of the chunk's valid rows (arrow text)."""
+        valid = chunk.check.valid
+        assert chunk.valid_pos is not None
+        part = pd.DataFrame(
+            {"_pos": chunk.start + chunk.valid_pos, "row": np.asarray(valid.index, dtype=np.int64)}
+        )
+        for fld in ("email", "phone_number"):
+            col = valid[fld] if fld in valid.columns else pd.Series([None] * len(valid))
+            part[fld] = pd.array(col.tolist(), dtype="str")
+        return part
 
     def _reject_seen(self, chunk: Chunk) -> Chunk:
         """A one-pass stream: a key an earlier chunk had makes this row a duplicate."""
