@@ -61,6 +61,8 @@ def is_missing(value: object) -> bool:
         >>> [is_missing(v) for v in (None, pd.NA, pd.NaT, float("nan"), 0, "")]
         [True, True, True, True, False, False]
     """
+    if type(value) is str:  # the common case, first (called per cell on hot paths)
+        return False
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     if isinstance(value, float):  # numpy.float64 is a float too

@@ -128,11 +128,12 @@ def canonical_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in payload.items():
-        if key in READ_ONLY_FIELDS or is_missing(value):
+        if key in READ_ONLY_FIELDS:
             continue
-        if key == "email" and isinstance(value, str):
-            value = value.strip().lower()
-        out[str(key)] = _plain(value)
+        if type(value) is str:  # most cells: no missing check, no conversion
+            out[str(key)] = value.strip().lower() if key == "email" else value
+        elif not is_missing(value):
+            out[str(key)] = _plain(value)
     return out
 
 

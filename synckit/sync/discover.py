@@ -56,9 +56,11 @@ _KEEP_FIELDS: Final = ("id", *rules.FIELDS)
 
 
 _HASH_BATCH: Final = 100_000
+# A second, independent 64-bit hash, where a false match would cost a row (claims, seen keys).
+_CONFIRM_KEY: Final = "synckit:confirm!"
 
 
-def _hashes(values: Any) -> np.ndarray:
+def _hashes(values: Any, *, confirm: bool = False) -> np.ndarray:
     """64-bit hashes of text values (missing or empty -> 0): compact keys to match contacts.
 
     ``values`` is a list, or a pandas text array (a million emails stay arrow
@@ -72,7 +74,10 @@ def _hashes(values: Any) -> np.ndarray:
             arr = np.array([v if isinstance(v, str) else "" for v in part], dtype=object)
         else:
             arr = np.asarray(pd.array(part, dtype="str").to_numpy(dtype=object, na_value=""))
-        h = pd.util.hash_array(arr, categorize=False)
+        if confirm:
+            h = pd.util.hash_array(arr, hash_key=_CONFIRM_KEY, categorize=False)
+        else:
+            h = pd.util.hash_array(arr, categorize=False)
         h[arr == ""] = 0
         out[start : start + len(h)] = h
     return out
@@ -107,9 +112,9 @@ class Snapshot:
             CREATE TABLE contacts (id TEXT PRIMARY KEY, email TEXT, phone TEXT, body TEXT);
             CREATE INDEX contacts_email ON contacts(email);
             CREATE INDEX contacts_phone ON contacts(phone);
-            CREATE TABLE claims (contact_id TEXT PRIMARY KEY, pos INTEGER, row INTEGER);
-            CREATE TABLE seen (kind TEXT, value TEXT, row INTEGER, PRIMARY KEY (kind, value))
-                WITHOUT ROWID;
+            CREATE TABLE claims (h INTEGER PRIMARY KEY, h2 INTEGER, pos INTEGER, row INTEGER);
+            CREATE TABLE seen (h INTEGER PRIMARY KEY, h2 INTEGER, pos INTEGER, row INTEGER);
+            CREATE TEMP TABLE batch (i INTEGER, h INTEGER, h2 INTEGER, pos INTEGER, row INTEGER);
             """
         )
         self.size = 0
@@ -156,6 +161,40 @@ class Snapshot:
         return {r[0]: json.loads(r[1]) for r in rows}
 
     # ------------------------------------------------------------------ claims
+    def _first_holders(
+        self, table: str, keys: Sequence[str], owners: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """For each key, in order, the ``(pos, row)`` of the first owner ever given for it.
+
+        Keys are stored as two 64-bit hashes (an integer primary key and a
+        check), so a million keys cost a few seconds of SQLite, not memory.
+        """
+        h1 = _hashes(list(keys)).view(np.int64).tolist()
+        h2 = _hashes(list(keys), confirm=True).view(np.int64).tolist()
+        batch = [
+            (i, a, b, pos, row)
+            for i, (a, b, (pos, row)) in enumerate(zip(h1, h2, owners, strict=True))
+        ]
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")
+            db.execute("DELETE FROM batch")
+            db.executemany("INSERT INTO batch VALUES (?, ?, ?, ?, ?)", batch)
+            # The first row of this batch for each new key, then everything already held.
+            db.execute(
+                f"INSERT OR IGNORE INTO {table} (h, h2, pos, row) "
+                "SELECT h, h2, pos, row FROM batch ORDER BY i"
+            )
+            held = db.execute(
+                f"SELECT b.i, t.h2, b.h2, t.pos, t.row FROM batch b JOIN {table} t ON t.h = b.h"
+            ).fetchall()
+            db.execute("COMMIT")
+        out = list(owners)
+        for i, have, want, pos, row in held:
+            if have == want:  # (a differing check hash: two keys, one 64-bit hash; not the same)
+                out[i] = (int(pos), int(row))
+        return out
+
     def claim(self, wanted: Sequence[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:
         """Claim contacts for rows, in order: ``(contact_id, pos, row)`` each.
 
@@ -164,28 +203,23 @@ class Snapshot:
         """
         if not wanted:
             return {}
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?)", wanted)
-            self._db.execute("COMMIT")
-        ids = [w[0] for w in wanted]
-        rows = self._select(
-            "SELECT contact_id, pos, row FROM claims WHERE contact_id IN ({marks})", ids
+        holders = self._first_holders(
+            "claims", [w[0] for w in wanted], [(w[1], w[2]) for w in wanted]
         )
-        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+        return {w[0]: h for w, h in zip(wanted, holders, strict=True)}
 
     # ------------------------------------------------------------------ seen keys (streams)
     def first_seen(self, kind: str, values: Sequence[tuple[str, int]]) -> dict[str, int]:
-        """Record keys of a one-pass stream; return those an earlier chunk already had (-> row)."""
-        keys = [v for v, _ in values]
-        rows = self._select(
-            "SELECT value, row FROM seen WHERE kind = '" + kind + "' AND value IN ({marks})", keys
-        )
-        earlier = {r[0]: int(r[1]) for r in rows}
-        fresh = [(kind, v, r) for v, r in values if v not in earlier]
-        with self._lock:
-            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", fresh)
-        return earlier
+        """Record keys of a one-pass stream; return those an earlier row already had (-> row).
+
+        ``values`` are ``(key, row)``; a key repeated within ``values`` is
+        reported for its later copies too.
+        """
+        if not values:
+            return {}
+        keys = [f"{kind}:{v}" for v, _ in values]
+        holders = self._first_holders("seen", keys, [(r, r) for _, r in values])
+        return {v: h[1] for (v, r), h in zip(values, holders, strict=True) if h[1] != r}
 
 
 @dataclass
@@ -411,8 +445,9 @@ class Discovery:
         """What the snapshot tells for ``(pos, email, phone)`` rows (a finished listing: all)."""
         emails = [e for _, e, _ in rows if e]
         phones = [p for _, _, p in rows if p]
-        by_email = self.snapshot.by_email(emails) if emails else {}
-        by_phone = self.snapshot.by_phone(phones) if phones else {}
+        seen = self.snapshot.size > 0  # nothing listed or looked up yet: nothing to ask
+        by_email = self.snapshot.by_email(emails) if emails and seen else {}
+        by_phone = self.snapshot.by_phone(phones) if phones and seen else {}
         absent: Any = None if self.complete else UNKNOWN
         out: dict[int, Known] = {}
         for pos, email, phone in rows:
