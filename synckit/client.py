@@ -528,6 +528,26 @@ class Client:
             found.extend(page)
         return found
 
+    def list_page(
+        self, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``GET /contacts`` (oldest first): its contacts and the next cursor.
+
+        The cursor is None after the last page. For callers that decide page
+        by page whether to go on (the sync engine's discovery).
+
+        Example:
+            >>> contacts, cursor = client.list_page(limit=100)  # doctest: +SKIP
+        """
+        if not 1 <= limit <= 100:
+            raise ConfigError("limit must be between 1 and 100")
+        params = {"limit": str(limit)}
+        if cursor:
+            params["cursor"] = cursor
+        body = self._json(self._call("GET", "/contacts", params=params))
+        nxt = body.get("next_cursor")
+        return list(body.get("data") or []), (str(nxt) if nxt and nxt != cursor else None)
+
     def iter_contacts(self, limit: int = 100) -> Iterator[dict[str, Any]]:
         """Every contact, oldest first, fetched ``limit`` per page (follows ``next_cursor``).
 

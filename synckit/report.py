@@ -31,7 +31,6 @@ cell exactly.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,16 +40,17 @@ from typing import Any, Final
 import pandas as pd
 
 from synckit._files import atomic_write, csv_export, escape_formulas, unescape_formulas
+from synckit._rows import escape_surrogates, is_missing, json_text
 from synckit.errors import ConfigError
 
 __all__ = [
-    "ABORT_EXIT_PREFIXES",
     "DRY_RUN_STATUSES",
     "ERROR_FIELDS",
     "OK_STATUSES",
     "PROBLEM_STATUSES",
     "ROW_FIELDS",
     "STATUSES",
+    "Abort",
     "SyncReport",
     "escape_formulas",
     "unescape_formulas",
@@ -82,16 +82,35 @@ DRY_RUN_STATUSES: Final = (
 OK_STATUSES: Final = frozenset({"created", "updated", "unchanged", "would_create", "would_update"})
 #: Statuses whose input rows go to ``failed_input`` / ``failed_rows()``.
 PROBLEM_STATUSES: Final = ("invalid", "failed", "skipped")
-#: ``aborted`` reasons (lower case prefixes) that mean credentials or permission: exit code 3.
-ABORT_EXIT_PREFIXES: Final = (
-    "auth",
-    "permission",
-    "invalid_client",
-    "invalid_scope",
-    "unauthorized",
-    "insufficient_scope",
-    "forbidden",
-)
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Why a run stopped before every row was tried: data, not a sentence to parse.
+
+    ``code`` is stable and machine-readable (``interrupted``, ``unreachable``,
+    ``permission_denied``, ``auth_error``, ``invalid_client``, ``invalid_scope``,
+    ``run_failed``); ``message`` says it for people; ``exit_code`` is what the
+    command line exits with (3: credentials or permission, 1: anything else).
+    ``str()`` gives ``"code: message"``.
+
+    Example:
+        >>> a = Abort("permission_denied", "403 forbidden: the token lacks contacts:write", 3)
+        >>> str(a).split(":")[0], a.exit_code
+        ('permission_denied', 3)
+    """
+
+    code: str
+    message: str = ""
+    exit_code: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.message else self.code
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"code", "message", "exit_code"}`` (for JSON logs)."""
+        return {"code": self.code, "message": self.message, "exit_code": self.exit_code}
+
 
 #: Columns of ``rows`` (the index is ``row``); a tuple record is ``(row, *ROW_FIELDS)``.
 ROW_FIELDS: Final = (
@@ -143,10 +162,17 @@ def _column(values: Sequence[Any], kind: str) -> pd.Series:
         return pd.Series(pd.array(list(values), dtype="Int64"))
     if kind == "category":
         return pd.Series(pd.Categorical(values))
-    return pd.Series(values, dtype="str")
+    try:
+        return pd.Series(values, dtype="str")
+    except UnicodeEncodeError:
+        # A cell as given that is not valid Unicode (a lone surrogate): arrow-backed
+        # text cannot hold it, so the report keeps it escaped (rare: only then a pass).
+        return pd.Series([escape_surrogates(v) for v in values], dtype="str")
 
 
-def _rows_frame(records: Sequence[Mapping[str, Any] | Sequence[Any]]) -> pd.DataFrame:
+def _rows_frame(
+    records: Sequence[Mapping[str, Any] | Sequence[Any]], *, sort: bool = True
+) -> pd.DataFrame:
     n_fields = len(ROW_FIELDS) + 1
     columns: dict[str, list[Any]] = {name: [] for name in ("row", *ROW_FIELDS)}
     if records and not isinstance(records[0], Mapping):
@@ -184,7 +210,7 @@ def _rows_frame(records: Sequence[Mapping[str, Any] | Sequence[Any]]) -> pd.Data
     }
     frame = pd.DataFrame(data)
     frame.index = pd.Index(pd.array(columns["row"], dtype="int64"), name="row")
-    if not frame.index.is_monotonic_increasing:
+    if sort and not frame.index.is_monotonic_increasing:
         frame = frame.sort_index(kind="stable")
     return frame
 
@@ -214,20 +240,26 @@ def _errors_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return frame.sort_values("row", kind="stable", ignore_index=True)
 
 
+def _index_wanted(frame: pd.DataFrame) -> bool:
+    """Whether an export writes ``frame``'s index as its first column.
+
+    An unnamed input index next to a ``row`` column (report rows of a frame
+    not indexed by sheet row) says nothing a reader needs; any other index is
+    the sheet's row number (named ``row``, or unnamed and written as ``row``).
+    """
+    return not (frame.index.name is None and "row" in frame.columns)
+
+
 def _value_text(value: Any) -> str | None:
     """A problem's value as text: objects (custom_fields) as JSON, as a sheet held them."""
     if value is None:
         return None
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
+    return str(json_text(value))
 
 
 def _clean(value: Any) -> Any:
     """None for NA/NaN, the value otherwise."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value
+    return None if is_missing(value) else value
 
 
 def _fmt_time(value: datetime | None) -> str | None:
@@ -270,14 +302,16 @@ def _html_table(frame: pd.DataFrame, cols: Sequence[str], *, optional: Sequence[
 class SyncReport:
     """Every input row's outcome and every problem of one sync run.
 
-    ``rows`` is indexed by ``row`` (the spreadsheet row number) with columns
-    :data:`ROW_FIELDS`; ``errors`` has columns :data:`ERROR_FIELDS`;
-    ``failed_input`` holds the input rows whose status is invalid, failed or
-    skipped. ``aborted`` is ``None`` or why the run stopped early: a reason
-    starting with ``auth`` or ``permission`` (or an OAuth/API code such as
-    ``invalid_client``, ``unauthorized``, ``forbidden``, ``insufficient_scope``)
-    means credentials or permission and makes :meth:`exit_code` 3; anything
-    else (``"interrupted"``) counts like the skipped rows it leaves.
+    ``rows`` has one line per input row, in input order, with columns
+    :data:`ROW_FIELDS`. :func:`synckit.upsert` indexes it like its input (so
+    ``df.join(report.rows)`` lines up); when that index is not the
+    spreadsheet row number, a ``row`` column holds the number ``errors``
+    uses, and a ``source`` column is kept when the input had one.
+    ``errors`` has columns :data:`ERROR_FIELDS`; ``failed_input`` holds the
+    input rows whose status is invalid, failed or skipped. ``aborted`` is
+    ``None`` or an :class:`Abort` saying why the run stopped early; its
+    ``exit_code`` is :meth:`exit_code` (3 for credentials or permission). A
+    plain string is taken as an :class:`Abort` with that code and exit code 1.
 
     Example:
         >>> rep = SyncReport.from_records([(2, "a@example.com", None, "created", "ct_1", 201,
@@ -293,7 +327,14 @@ class SyncReport:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     dry_run: bool = False
-    aborted: str | None = None
+    aborted: Abort | None = None
+    #: What learning the platform's contacts cost (``pages``, ``lookups``,
+    #: ``listing_complete``), set by :func:`synckit.upsert`.
+    discovery: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.aborted, str):
+            self.aborted = Abort(self.aborted)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -372,22 +413,23 @@ class SyncReport:
         return bool(statuses.isin(list(OK_STATUSES)).all())
 
     def exit_code(self) -> int:
-        """The CLI's exit code: 0 ok, 1 some rows invalid/failed/skipped (or aborted for
-        another reason, e.g. interrupted), 3 aborted for credentials or permission
-        (``aborted`` starts with one of :data:`ABORT_EXIT_PREFIXES`, case-insensitive).
+        """The CLI's exit code: 0 ok, 1 some rows invalid/failed/skipped, or the aborted
+        run's own :attr:`Abort.exit_code` (3 for credentials or permission).
 
         Example:
-            >>> SyncReport.empty(aborted="permission_denied: 403 forbidden").exit_code()
+            >>> SyncReport.empty(aborted=Abort("permission_denied", "403", 3)).exit_code()
             3
         """
-        if self.aborted and self.aborted.strip().lower().startswith(ABORT_EXIT_PREFIXES):
-            return 3
+        if self.aborted is not None:
+            return int(self.aborted.exit_code)
         return 0 if self.ok else 1
 
     def failed_rows(self) -> pd.DataFrame:
         """The input rows whose status is invalid, failed or skipped, ready to fix and re-send.
 
-        Uses ``failed_input`` (the rows as given); without it, the report's own
+        Uses ``failed_input``: the rows as given, with all their columns and
+        their index, ``custom_fields`` written as JSON text (so ``to_csv`` then
+        :func:`synckit.read_csv` reads them back). Without it, the report's own
         ``email`` and ``phone_number`` of those rows.
 
         Example:
@@ -428,8 +470,9 @@ class SyncReport:
             "finished_at": _fmt_time(self.finished_at),
             "duration_s": duration,
             "dry_run": self.dry_run,
-            "aborted": self.aborted,
+            "aborted": self.aborted.to_dict() if self.aborted is not None else None,
             "rows": len(self.rows),
+            "discovery": self.discovery,
             "counts": self.counts(),
             "ok": self.ok,
             "exit_code": self.exit_code(),
@@ -471,7 +514,7 @@ class SyncReport:
         # bytes are the same (each slice after the first just leaves out the header).
         with csv_export(out, escape=escape, file_mode=file_mode) as export:
             for start in range(0, max(len(rows), 1), step):
-                export.write(rows.iloc[start : start + step], index=True)
+                export.write(rows.iloc[start : start + step], index=_index_wanted(rows))
         return out
 
     def errors_to_csv(self, path: str | Path, *, file_mode: int | None = None) -> Path:
@@ -507,8 +550,9 @@ class SyncReport:
             >>> p.read_text().splitlines()
             ['row,email,phone_number', "2,'@x,"]
         """
+        failed = self.failed_rows()
         with csv_export(path, file_mode=file_mode) as export:
-            export.write(self.failed_rows(), index=True)
+            export.write(failed, index=_index_wanted(failed))
         return Path(path)
 
     @staticmethod
@@ -639,7 +683,8 @@ class SyncReport:
         out.append(f"<div><b>{esc(self._header())}</b></div>")
         if self.aborted:
             out.append(
-                f'<div style="color:#c62828;margin:2px 0"><b>aborted:</b> {esc(self.aborted)}</div>'
+                f'<div style="color:#c62828;margin:2px 0"><b>aborted:</b> '
+                f"{esc(str(self.aborted))}</div>"
             )
         out.append('<table style="border-collapse:collapse;margin:4px 0">')
         for status, n in counts.items():

@@ -22,13 +22,12 @@ import contextlib
 import functools
 import gc
 import html
-import json
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -38,6 +37,16 @@ from synckit import _diagnostics, _email, _phone, _steps, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit._files import CsvExport, csv_export
 from synckit._headers import COUNTRY
+from synckit._rows import (
+    CUSTOM_PREFIX,
+    Duplicates,
+    check_duplicates,
+    custom_scalar,
+    escape_surrogates,
+    is_missing,
+    parse_custom_cell,
+    row_numbers,
+)
 from synckit._steps import InvalidFields
 from synckit.errors import ConfigError
 
@@ -55,11 +64,8 @@ __all__ = [
 #: ``"warning"`` (reported; the row is sent), as in ``SyncReport.errors``.
 ERROR_COLUMNS: Final = ("row", "field", "code", "message", "value", "severity")
 _TEXT_FIELDS: Final = tuple(f for f in rules.FIELDS if f != "custom_fields")
-_DUPLICATE_POLICIES: Final = ("last", "error", "keep")
 _WARNING: Final = "#a67c00"  # badge colour of a warning (errors use the report's "failed")
-_PREFIX: Final = "custom."
-
-Duplicates = Literal["last", "error", "keep"]
+_PREFIX: Final = CUSTOM_PREFIX
 
 
 # ---------------------------------------------------------------------------
@@ -73,13 +79,6 @@ def _empty_errors() -> pd.DataFrame:
             **{c: pd.Series([], dtype=object) for c in ERROR_COLUMNS[1:]},
         }
     )
-
-
-def _missing(value: object) -> bool:
-    """None, NA or NaN (a value cell the frame left empty)."""
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
 
 
 def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
@@ -105,7 +104,7 @@ def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
         seen: set[str] = set()
         for value in group["value"].tolist():
             key = repr(value)  # values may be dicts (custom_fields): compare by text
-            if _missing(value) or key in seen:
+            if is_missing(value) or key in seen:
                 continue
             seen.add(key)
             values.append(value)
@@ -117,7 +116,7 @@ def _summarise(errors: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
             # diagnosis) would repeat themselves: the first stands for the rest
             joined = code == "duplicate_in_file"
             for text in group["message"].head(examples if joined else 1).tolist():
-                if not _missing(text) and str(text) not in texts:
+                if not is_missing(text) and str(text) not in texts:
                     texts.append(str(text))
         out.append(
             {
@@ -557,12 +556,6 @@ def _encodable(value: object) -> bool:
     return True
 
 
-def _escaped(value: object) -> object:
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    return value
-
-
 def _text_checked(col: pd.Series) -> tuple[pd.Series, np.ndarray | None, pd.Series | None]:
     """:func:`_as_text`, with cells that are not valid Unicode set aside.
 
@@ -579,7 +572,8 @@ def _text_checked(col: pd.Series) -> tuple[pd.Series, np.ndarray | None, pd.Seri
         pass
     values = col.tolist()
     broken = np.array([not _encodable(v) for v in values], dtype=bool)
-    shown = [_escaped(v) if bad else None for v, bad in zip(values, broken.tolist(), strict=True)]
+    flags = broken.tolist()
+    shown = [escape_surrogates(v) if bad else None for v, bad in zip(values, flags, strict=True)]
     kept = pd.Series([None if bad else v for v, bad in zip(values, broken.tolist(), strict=True)],
                      index=col.index, dtype=object)  # fmt: skip
     return _as_text(kept), broken, pd.Series(shown, dtype=object)
@@ -589,32 +583,6 @@ def _clean(text: pd.Series) -> pd.Series:
     """Trimmed; empty or blank cells become missing."""
     s = text.str.strip()
     return s.where(s != "")
-
-
-def _row_numbers(df: pd.DataFrame) -> np.ndarray:
-    index = df.index
-    if index.name == "row" and pd.api.types.is_integer_dtype(index.dtype):
-        return np.asarray(index, dtype=np.int64)
-    if pd.api.types.is_integer_dtype(index.dtype):
-        return np.asarray(index, dtype=np.int64) + 2
-    return np.arange(len(df), dtype=np.int64) + 2
-
-
-def _parse_custom(value: Any) -> Any:
-    """A custom_fields cell: dict as is, JSON text parsed, blank -> None."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        try:
-            return json.loads(text)
-        except ValueError:
-            return value
-    return value
 
 
 def _lower(s: pd.Series) -> pd.Series:
@@ -759,8 +727,7 @@ def validate(
                 region_column=region_column,
             )
         raise ConfigError(f"validate() takes a pandas or Dask DataFrame, not a {type(df).__name__}")
-    if duplicates not in _DUPLICATE_POLICIES:
-        raise ConfigError(f"duplicates must be one of {_DUPLICATE_POLICIES}, not {duplicates!r}")
+    check_duplicates(duplicates)
     default_region = _region(default_region)
     countries = rules.DEFAULT_SMS_COUNTRIES if sms_countries is None else frozenset(sms_countries)
     fill, value_maps = _steps.check_options(
@@ -768,7 +735,7 @@ def validate(
     )
     shown_columns = _shown_columns(df)
     df = _steps.with_defaults(df, fill)
-    rows = _row_numbers(df)
+    rows = row_numbers(df)
     n = len(df)
     present_fields = [f for f in rules.FIELDS if f in df.columns]
     twice = [f for f in present_fields if list(df.columns).count(f) > 1]
@@ -957,7 +924,7 @@ def validate(
         # a CSV or pyarrow can hold (the unescaped cell crashes each of them)
         sel = broken[failed]
         as_given = invalid[fld].astype(object)
-        as_given[sel] = [_escaped(v) for v in as_given[sel].tolist()]
+        as_given[sel] = [escape_surrogates(v) for v in as_given[sel].tolist()]
         invalid[fld] = as_given
     return Validation(
         valid=valid,
@@ -1050,22 +1017,6 @@ def _dropped_text(message: str | np.ndarray) -> str | np.ndarray:
     return message + suffix
 
 
-def _custom_scalar(value: Any) -> Any:
-    """A ``custom.<key>`` cell as a JSON value, or ``None`` to leave the key out."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, Integral):
-        return int(value)
-    if isinstance(value, Real):
-        number = float(value)
-        return None if math.isnan(number) else number
-    return str(value)
-
-
 @dataclass
 class _Custom:
     """The custom fields of a frame, column by column (no dict per row).
@@ -1131,7 +1082,7 @@ def _custom_values(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
         values = col.astype("float64")
         return values, np.array(values.notna().to_numpy(dtype=bool))
     codes, cells = _distinct(col)
-    out = _each(cells, _custom_scalar)[codes]
+    out = _each(cells, custom_scalar)[codes]
     present = np.array([v is not None for v in out.tolist()], dtype=bool)
     return pd.Series(out, dtype=object), present
 
@@ -1157,7 +1108,7 @@ def _check_custom(df: pd.DataFrame, prefixed: list[str]) -> _Custom:
     json_cells: np.ndarray | None = None
     if "custom_fields" in df.columns:
         codes, texts = _distinct(df["custom_fields"])
-        parsed = _each(texts, _parse_custom)
+        parsed = _each(texts, parse_custom_cell)
         json_cells = parsed[codes]
         maybe_bad |= ~_each(parsed, _flat, bool)[codes]
         n_keys += _each(parsed, _n_keys, np.int64)[codes]
@@ -1192,7 +1143,7 @@ def _check_custom(df: pd.DataFrame, prefixed: list[str]) -> _Custom:
     for i in suspects:
         cell = None if json_cells is None else json_cells[i]
         for column in prefixed:
-            item = _custom_scalar(columns[column].iat[i])
+            item = custom_scalar(columns[column].iat[i])
             if item is None:
                 continue
             key = column[len(_PREFIX) :].strip()
@@ -1502,7 +1453,7 @@ def _custom_objects(valid: pd.DataFrame, prefixed: list[str]) -> np.ndarray:
     if "custom_fields" in valid.columns:
         # a dict of its own per row; JSON text (a frame that went through text) parsed here
         out[:] = [
-            dict(v) if isinstance(v, dict) else _parse_custom(v)
+            dict(v) if isinstance(v, dict) else parse_custom_cell(v)
             for v in valid["custom_fields"].tolist()
         ]
     if not prefixed:

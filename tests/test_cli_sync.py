@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from synckit.cli import main
+from synckit.ledger import Ledger
 from synckit.sandbox import Sandbox
-from synckit.state import Ledger
 
 WRITES = {"POST", "PATCH", "DELETE"}
 Capture = pytest.CaptureFixture[str]

@@ -16,7 +16,7 @@ import pytest
 
 from synckit.cli import main
 from synckit.errors import ConfigError, InputError, StateLockedError, SynckitError
-from synckit.state import Ledger, LedgerOutcome, erasure_terms, parse_age
+from synckit.ledger import Ledger, LedgerOutcome, erasure_terms, parse_age
 
 ADA = {"email": "ada.lovelace@example.com", "phone_number": "+447911123456",
        "first_name": "Yolanda-" + "y" * 60}  # fmt: skip
@@ -131,9 +131,9 @@ def test_forget_waits_for_a_running_sync(tmp_path: Path) -> None:
 def test_a_reader_mid_transaction_is_reported_not_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import synckit.state
+    import synckit.ledger
 
-    monkeypatch.setattr(synckit.state, "_SCRUB_WAIT_MS", 50)
+    monkeypatch.setattr(synckit.ledger, "_SCRUB_WAIT_MS", 50)
     path = tmp_path / "s.db"
     build(path)
     reader = sqlite3.connect(path, isolation_level=None)

@@ -19,9 +19,9 @@ from synckit import validate
 from synckit._files import atomic_write, private_file, write_csv
 from synckit.cli import main
 from synckit.errors import ConfigError
+from synckit.ledger import Ledger, LedgerOutcome
 from synckit.report import SyncReport
 from synckit.sandbox import Sandbox
-from synckit.state import Ledger, LedgerOutcome
 
 # Cells from the review: each one is live in Excel or LibreOffice when unescaped.
 HOSTILE = [

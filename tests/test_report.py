@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 
 from synckit.errors import ConfigError, SynckitError
-from synckit.report import ERROR_FIELDS, ROW_FIELDS, STATUSES, SyncReport, escape_formulas
+from synckit.report import (
+    ERROR_FIELDS,
+    ROW_FIELDS,
+    STATUSES,
+    Abort,
+    SyncReport,
+    escape_formulas,
+)
 
 
 def _report(**meta: object) -> SyncReport:
@@ -147,22 +154,23 @@ def test_ok_and_exit_codes() -> None:
         dry_run=True,
     )
     assert dry.ok and dry.exit_code() == 0
-    for reason in (
-        "permission_denied: 403 forbidden",
-        "auth: invalid_client",
-        "Auth failed",
-        "invalid_client: bad secret",
-        "forbidden",
+    # The exit code is data on the abort reason, never parsed back from its text.
+    for reason, code in (
+        (Abort("permission_denied", "403 forbidden", 3), 3),
+        (Abort("invalid_client", "bad secret", 3), 3),
+        (Abort("unreachable", "no answer", 1), 1),
+        (Abort("auth_error", "looks like 'auth' but says 1", 1), 1),
     ):
-        assert (
-            SyncReport.from_records(
-                [{"row": 2, "status": "skipped"}], [], aborted=reason
-            ).exit_code()
-            == 3
-        ), reason
+        rep = SyncReport.from_records([{"row": 2, "status": "skipped"}], [], aborted=reason)
+        assert rep.exit_code() == code, reason
+        assert not rep.ok
+        assert rep.to_dict()["aborted"] == {
+            "code": reason.code, "message": reason.message, "exit_code": code
+        }  # fmt: skip
     interrupted = SyncReport.from_records(
         [{"row": 2, "status": "created"}], [], aborted="interrupted"
     )
+    assert interrupted.aborted == Abort("interrupted")  # a plain string: that code, exit 1
     assert not interrupted.ok and interrupted.exit_code() == 1
     assert SyncReport.empty().exit_code() == 0
 

@@ -1,4 +1,5 @@
-"""The examples in the docstrings of report, state, config and the runs command run as written."""
+"""The examples in the docstrings of report, the ledger, config, the runs command and the
+sync engine run as written."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ import pytest
     "name",
     [
         "synckit.report",
-        "synckit.state",
+        "synckit.ledger",
         "synckit.config",
         "synckit.cli._runs",
+        "synckit._rows",
+        "synckit.sync",
+        "synckit.sync.source",
+        "synckit.sync.discover",
+        "synckit.sync.plan",
+        "synckit.sync.flows",
+        "synckit.sync.outcome",
+        "synckit.sync.execute",
+        "synckit.sync.record",
         "synckit._files",
         "synckit._secrets",
     ],

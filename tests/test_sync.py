@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +19,8 @@ from synckit import rules
 from synckit.client import Client
 from synckit.errors import ConfigError, PermissionDenied
 from synckit.sandbox import Sandbox
-from synckit.sync import _diff, last_report, upsert
+from synckit.sync import last_report, upsert
+from synckit.sync.plan import diff as _diff
 
 WRITES = {"POST", "PATCH", "DELETE"}
 
@@ -126,7 +131,9 @@ def test_end_to_end_with_every_fault(
     assert set(local["row"]) == {300, 301}
 
 
-def test_409_goes_to_patch_with_only_what_differs(sandbox: Sandbox, client_for: Any) -> None:
+def test_known_contact_gets_one_patch_of_only_what_differs(
+    sandbox: Sandbox, client_for: Any
+) -> None:
     client = client_for(sandbox)
     existing = client.create_contact(
         {"email": "ada@example.com", "first_name": "Old", "last_name": "Lovelace"}
@@ -136,24 +143,57 @@ def test_409_goes_to_patch_with_only_what_differs(sandbox: Sandbox, client_for: 
          "last_name": ["Lovelace", None]},
         index=pd.Index([2, 3], name="row"),
     )  # fmt: skip
+    mark = len(sandbox.request_log())
     report = upsert(frame, client, progress=False)
     assert report.rows.loc[2, "status"] == "updated"
     assert report.rows.loc[2, "contact_id"] == existing["id"]
     assert report.rows.loc[2, "changes"] == "first_name"
-    assert report.rows.loc[2, "attempts"] == 3  # POST 409, GET, PATCH
+    assert report.rows.loc[2, "attempts"] == 1  # the PATCH: the listing already showed it
     assert report.rows.loc[3, "status"] == "created"
     stored = stored_by_email(sandbox)
     assert stored["ada@example.com"]["first_name"] == "Ada" and len(stored) == 2
-    methods = [(r.method, r.status) for r in sandbox.request_log() if existing["id"] in r.path]
-    assert methods == [("GET", 200), ("PATCH", 200)]
+    sent = [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in sandbox.request_log()[mark:]]
+    # One listing page (the whole account), then one write per row needing one.
+    assert sorted(sent) == [
+        ("GET", "contacts", 200), ("PATCH", existing["id"], 200), ("POST", "contacts", 201)
+    ]  # fmt: skip
+    assert report.discovery == {"pages": 1, "lookups": 0, "listing_complete": True}
 
-    # The same rows again: nothing differs, so no PATCH at all and the rows are unchanged.
-    before = len(writes(sandbox))
+    # The same rows again: nothing differs, so nothing is written at all.
+    mark = len(sandbox.request_log())
     again = upsert(frame, client, progress=False)
     assert again.rows["status"].tolist() == ["unchanged", "unchanged"]
-    new_writes = writes(sandbox)[before:]
-    assert [w.method for w in new_writes] == ["POST", "POST"]
-    assert all(w.status == 409 for w in new_writes)
+    assert [r.method for r in sandbox.request_log()[mark:]] == ["GET"]  # the listing page
+
+
+def test_409_on_a_create_updates_the_contact_it_names(sandbox: Sandbox, client_for: Any) -> None:
+    # 200 contacts and one row: listing would cost 2 pages, looking the row up 1, so the
+    # engine lists one page and looks the rest up. The row's email is new but its phone
+    # belongs to a contact on the second page: the create's 409 names that contact, which
+    # is read (for the diff and consent) and patched.
+    client = client_for(sandbox)
+    for i in range(199):
+        client.create_contact({"email": f"filler{i}@example.com"})
+    owner = client.create_contact(
+        {"email": "old@example.com", "phone_number": "+447400000001", "first_name": "Old"}
+    )
+    frame = pd.DataFrame(
+        {"email": ["new@example.com"], "phone_number": ["+447400000001"], "first_name": ["New"]},
+        index=pd.Index([2], name="row"),
+    )
+    mark = len(sandbox.request_log())
+    report = upsert(frame, client, progress=False)
+    row = report.rows.loc[2]
+    assert (row["status"], row["contact_id"], row["changes"]) == (
+        "updated", owner["id"], "email,first_name"
+    )  # fmt: skip
+    assert row["attempts"] == 3  # POST 409, GET, PATCH
+    sent = [(r.method, r.status) for r in sandbox.request_log()[mark:]]
+    # page 1, the email look-up (a miss), then POST 409 -> GET -> PATCH
+    assert sent == [("GET", 200), ("GET", 200), ("POST", 409), ("GET", 200), ("PATCH", 200)]
+    assert report.discovery == {"pages": 1, "lookups": 1, "listing_complete": False}
+    stored = stored_by_email(sandbox)
+    assert stored["new@example.com"]["id"] == owner["id"] and len(stored) == 200
 
 
 def test_two_contacts_conflict_fails_the_row_and_changes_nothing(
@@ -166,11 +206,14 @@ def test_two_contacts_conflict_fails_the_row_and_changes_nothing(
         {"email": ["a@example.com"], "phone_number": ["+447400000002"], "first_name": ["New"]},
         index=pd.Index([2], name="row"),
     )
+    mark = len(sandbox.request_log())
     report = upsert(frame, client, progress=False)
     row = report.rows.loc[2]
     assert row["status"] == "failed"
     assert a["id"] in row["error_message"] and b["id"] in row["error_message"]
-    assert row["http_status"] == 409
+    assert "nothing was sent" in row["error_message"]
+    assert pd.isna(row["http_status"])  # found in the listing, before any write
+    assert [r.method for r in sandbox.request_log()[mark:]] == ["GET"]
     stored = stored_by_email(sandbox)
     assert stored["a@example.com"]["phone_number"] == "+447400000001"
     assert stored["a@example.com"]["first_name"] is None  # nothing was changed
@@ -184,8 +227,8 @@ def test_permission_denied_stops_the_run(sandbox: Sandbox, client_for: Any) -> N
     client = client_for(sandbox, token="read-only-token")
     frame = contacts_frame(200)
     report = upsert(frame, client, batch_size=10, workers=4, progress=False)
-    assert report.aborted is not None and report.aborted.startswith("permission_denied")
-    assert report.exit_code() == 3
+    assert report.aborted is not None and report.aborted.code == "permission_denied"
+    assert report.exit_code() == 3 == report.aborted.exit_code
     counts = report.rows["status"].value_counts()
     assert counts.get("failed", 0) + counts.get("skipped", 0) == 200
     posts = [r for r in sandbox.request_log() if r.method == "POST"]
@@ -199,7 +242,7 @@ def test_permission_denied_stops_the_run(sandbox: Sandbox, client_for: Any) -> N
 
     with pytest.raises(PermissionDenied) as info:
         upsert(frame.head(5), client, progress=False, raise_on_error=True, workers=1)
-    assert info.value.report.aborted.startswith("permission_denied")  # type: ignore[attr-defined]
+    assert info.value.report.aborted.code == "permission_denied"  # type: ignore[attr-defined]
 
 
 def test_invalid_client_aborts_with_exit_code_3(sandbox: Sandbox, client_for: Any) -> None:
@@ -208,7 +251,8 @@ def test_invalid_client_aborts_with_exit_code_3(sandbox: Sandbox, client_for: An
     assert report.exit_code() == 3
     assert report.aborted is not None
     assert sandbox.contacts() == []
-    assert "wrong" not in report.aborted  # never the secret
+    assert report.aborted.code == "invalid_client"
+    assert "wrong" not in str(report.aborted)  # never the secret
 
 
 def test_quota_fails_creates_and_updates_go_on(
@@ -275,36 +319,39 @@ def test_accepts_a_validation(sandbox: Sandbox, client_for: Any) -> None:
     assert report.errors.loc[0, "code"] == "invalid_choice"
 
 
-def test_keyboard_interrupt_returns_report_on_the_exception(
-    sandbox: Sandbox, client_for: Any, monkeypatch: pytest.MonkeyPatch
+def test_ctrl_c_returns_report_on_the_exception(
+    sandbox_factory: Callable[..., Sandbox], client_for: Any
 ) -> None:
-    client = client_for(sandbox)
-    from synckit import sync
+    sb = sandbox_factory(latency_ms=20)
+    client = client_for(sb)
 
-    real = sync._Engine._finish_batch
-    calls = {"n": 0}
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if sum(r.method == "POST" for r in sb.request_log()) >= 10:
+                break
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
 
-    def finish_then_interrupt(self: Any, batch: Any) -> None:
-        real(self, batch)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(sync._Engine, "_finish_batch", finish_then_interrupt)
-    frame = contacts_frame(60)
-    with pytest.raises(KeyboardInterrupt) as info:
-        upsert(frame, client, batch_size=10, workers=2, progress=False)
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            upsert(contacts_frame(60), client, batch_size=10, workers=2, progress=False)
+    finally:
+        presser.join()
     report = info.value.report  # type: ignore[attr-defined]
     assert report is last_report()
-    assert report.aborted == "interrupted"
+    assert report.aborted.code == "interrupted" and report.exit_code() == 1
     assert len(report.rows) == 60
     status = report.rows["status"].astype(str)
     created = set(status[status == "created"].index)
-    assert len(created) >= 20
+    assert len(created) >= 10
     skipped = report.rows[status == "skipped"]
     assert len(skipped) >= 10 and (skipped["error_code"] == "interrupted").all()
-    stored = stored_by_email(sandbox)
-    assert len(stored) == len(created)
+    assert set(status) == {"created", "skipped"}
+    stored = stored_by_email(sb)
+    assert len(stored) == len(created)  # every contact created is reported created
 
 
 def test_options_are_checked(sandbox: Sandbox, client_for: Any) -> None:
@@ -337,13 +384,18 @@ def test_failed_rows_join_back_to_a_plain_frame(
     client = client_for(sb)
     frame = contacts_frame(5).reset_index(drop=True)  # a plain 0..4 index
     frame.loc[1, "email"] = "nope"
+    frame["notes"] = [f"note {i}" for i in range(5)]  # not a contract field: kept as given
     report = upsert(frame, client, workers=1, progress=False)
-    assert list(report.rows.index) == [2, 3, 4, 5, 6]  # spreadsheet rows: index + 2
+    assert list(report.rows.index) == [0, 1, 2, 3, 4]  # like the input: df.join lines up
+    assert report.rows["row"].tolist() == [2, 3, 4, 5, 6]  # spreadsheet rows: index + 2
+    joined = frame.join(report.rows[["status"]])
+    assert joined.loc[1, "status"] == "invalid" and joined.loc[1, "email"] == "nope"
     problems = report.rows.index[report.rows["status"].isin(["invalid", "failed"])]
     failed = report.failed_rows()
-    assert list(failed.index) == list(problems) == [3, 5, 6]
-    assert failed.loc[3, "email"] == "nope"  # as given
-    assert failed.loc[5, "first_name"] == frame.loc[3, "first_name"]
+    assert list(failed.index) == list(problems) == [1, 3, 4]
+    assert failed.loc[1, "email"] == "nope"  # as given
+    assert failed.loc[3, "first_name"] == frame.loc[3, "first_name"]
+    assert list(failed.columns) == list(frame.columns)  # every input column, "notes" too
 
 
 def test_progress_bar_only_on_a_terminal(
@@ -355,9 +407,9 @@ def test_progress_bar_only_on_a_terminal(
     client = client_for(sandbox)
     upsert(contacts_frame(30), client, batch_size=10)  # stderr is not a TTY under pytest
     assert capsys.readouterr().err == ""
-    from synckit import sync
+    from synckit.sync import run
 
-    monkeypatch.setattr(sync, "_is_tty", lambda: True)
+    monkeypatch.setattr(run, "_is_tty", lambda: True)
     upsert(contacts_frame(30, start=30), client, batch_size=10)
     err = capsys.readouterr().err
     assert "30/30" in err and "row" in err
@@ -394,8 +446,9 @@ def test_remote_validation_errors_are_one_row_per_field(
 def test_rejected_token_aborts_and_skips_the_rest(sandbox: Sandbox, client_for: Any) -> None:
     client = client_for(sandbox, token="not-a-valid-token")
     report = upsert(contacts_frame(40), client, batch_size=5, workers=2, progress=False)
-    assert report.aborted is not None and report.aborted.startswith("auth")
+    assert report.aborted is not None and report.aborted.code == "auth_error"
     assert report.exit_code() == 3
-    assert "not-a-valid-token" not in repr(report) + report.aborted
-    assert (report.rows["status"] == "skipped").sum() >= 30
-    assert sum(r.method == "POST" for r in sandbox.request_log()) <= 2 + 5
+    assert "not-a-valid-token" not in repr(report) + str(report.aborted)
+    # The first request (the listing) is refused: nothing is written, every row skipped.
+    assert (report.rows["status"] == "skipped").sum() == 40
+    assert [r.method for r in sandbox.request_log()] == ["GET"]

@@ -25,7 +25,8 @@ def test_concat_without_ignore_index_reports_every_row_once(sandbox: Sandbox) ->
     b.loc[1, "email"] = "not-an-email"
     with Client(sandbox.url, token=sandbox.token) as client:
         report = upsert(pd.concat([a, b]), client, progress=False)  # index 0, 1, 0, 1
-        assert report.rows.index.tolist() == [2, 3, 4, 5]
+        assert report.rows.index.tolist() == [0, 1, 0, 1]  # like the input
+        assert report.rows["row"].tolist() == [2, 3, 4, 5]  # numbered by position
         assert report.rows["email"].tolist() == [
             "ada@example.com", "bob@example.com", "cy@example.com", "not-an-email"
         ]  # fmt: skip
@@ -35,7 +36,7 @@ def test_concat_without_ignore_index_reports_every_row_once(sandbox: Sandbox) ->
 
         # A list of frames, each counting from 0: numbered on from the last row.
         again = upsert([a, people(["cy", "eve"])], client, progress=False)
-    assert again.rows.index.tolist() == [2, 3, 4, 5]
+    assert again.rows["row"].tolist() == [2, 3, 4, 5]
     assert again.rows["status"].tolist() == ["unchanged"] * 3 + ["created"]
     assert len(sandbox.contacts()) == 4
 
@@ -50,12 +51,14 @@ def test_input_breaking_half_way_keeps_the_report(sandbox: Sandbox) -> None:
     report = info.value.report  # type: ignore[attr-defined]
     assert report is last_report()
     assert report.rows["status"].tolist() == ["created", "created"]  # sent: reported
-    assert report.aborted.startswith("error: InputError") and "not in this report" in report.aborted
-    assert report.exit_code() == 1
+    assert report.aborted.code == "run_failed"
+    assert str(report.aborted).startswith("run_failed: InputError")
+    assert "not in this report" in report.aborted.message
+    assert report.exit_code() == 2  # unreadable input: what the command line exits with
     assert len(sandbox.contacts()) == 2
 
 
-def test_cli_writes_the_partial_report_when_the_file_breaks(
+def test_cli_refuses_a_file_that_breaks_before_sending_anything(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "people.csv"
@@ -67,10 +70,11 @@ def test_cli_writes_the_partial_report_when_the_file_breaks(
     code = main(["sync", str(src), "--base-url", sandbox.url, "--no-progress",
                  "--chunk-size", "10"])  # fmt: skip
     assert code == 2  # unreadable input
+    # The whole file is read (scanned) before the first request: a broken line 32 stops
+    # the run before anything is sent, and the report says so with no rows.
     report = pd.read_csv(tmp_path / "people.report.csv", dtype=str, keep_default_na=False)
-    assert report["row"].tolist() == [str(r) for r in range(2, 32)]
-    assert (report["status"] == "created").all()
-    assert len(sandbox.contacts()) == 30
+    assert len(report) == 0
+    assert sandbox.request_log() == [] and sandbox.contacts() == []
 
 
 def test_a_bug_in_one_row_costs_that_row_and_leaks_no_secret(
@@ -87,7 +91,8 @@ def test_a_bug_in_one_row_costs_that_row_and_leaks_no_secret(
         monkeypatch.setattr(client, "create_contact", create)
         report = upsert(people(["ada", "bob", "cy"]), client, workers=2, progress=False)
     assert report.rows["status"].tolist() == ["created", "failed", "created"]
-    bad = report.rows.loc[3]
+    bad = report.rows.iloc[1]
+    assert bad["row"] == 3
     assert bad["error_code"] == "unexpected_error" and "RuntimeError" in bad["error_message"]
     assert sandbox.token not in bad["error_message"]
     errors = report.errors[report.errors["row"] == 3]

@@ -4,12 +4,14 @@ every row after its retries (a 100k-row file would take hours)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from synckit.client import Client
 from synckit.errors import TransportError
+from synckit.sandbox import Sandbox
 from synckit.sync import UNREACHABLE_AFTER, upsert
 
 
@@ -42,15 +44,14 @@ def test_unreachable_server_stops_the_run(free_port: int) -> None:
     # Every row exactly once.
     assert sorted(report.rows.index) == list(range(2, 302))
     statuses = report.rows["status"].value_counts()
-    failed = report.rows[report.rows["status"] == "failed"]
     skipped = report.rows[report.rows["status"] == "skipped"]
     assert statuses.get("invalid", 0) == 1
-    # Only the rows that were tried fail: the streak plus what was in flight beside it.
-    assert UNREACHABLE_AFTER <= len(failed) <= UNREACHABLE_AFTER + 4
-    assert (failed["error_code"] == "TransportError").all()
-    assert len(skipped) == 299 - len(failed)
+    # Discovery (the listing page, then look-ups) meets the dead server before any write:
+    # no row was sent, so none failed; every valid row is skipped.
+    assert statuses.get("failed", 0) == 0
+    assert len(skipped) == 299
     assert (skipped["error_code"] == "unreachable").all()
-    assert report.aborted is not None and report.aborted.startswith("unreachable")
+    assert report.aborted is not None and report.aborted.code == "unreachable"
     assert report.exit_code() == 1  # credentials are fine: not 3
     assert elapsed < 10, elapsed  # 300 rows x 0.3 s retry window would be 22 s on 4 workers
     assert len(report.failed_rows()) == 300
@@ -63,13 +64,36 @@ def test_unreachable_stream_skips_unread_chunks(free_port: int) -> None:
     with dead_client(free_port) as client:
         report = upsert(chunks, client, batch_size=5, workers=1, progress=False)
     assert sorted(report.rows.index) == list(range(2, 62))
-    assert (report.rows["status"] == "failed").sum() == UNREACHABLE_AFTER  # one worker
-    assert (report.rows["status"] == "skipped").sum() == 60 - UNREACHABLE_AFTER
+    assert (report.rows["status"] == "skipped").sum() == 60  # the unread chunks too
+    assert report.aborted.code == "unreachable"
 
 
 def test_unreachable_raises_with_report_when_asked(free_port: int) -> None:
     with dead_client(free_port) as client, pytest.raises(TransportError) as info:
         upsert(frame(30), client, batch_size=5, workers=2, progress=False, raise_on_error=True)
     report = info.value.report  # type: ignore[attr-defined]
-    assert report.aborted.startswith("unreachable")
+    assert report.aborted.code == "unreachable"
     assert len(report.rows) == 30
+
+
+def test_unreachable_while_writing_stops_after_a_few_rows(
+    sandbox: Sandbox, free_port: int, tmp_path: Path
+) -> None:
+    # With a ledger that knows every row, there is nothing to discover: the changed rows
+    # go straight to PATCH, and it is the writes that meet the dead server.
+    state = tmp_path / "state.db"
+    data = frame(100)
+    with Client(sandbox.url, token=sandbox.token) as live:
+        assert upsert(data, live, state=state, progress=False).counts()["created"] == 100
+    data["first_name"] = "Changed"
+    with dead_client(free_port) as client:
+        report = upsert(data, client, state=state, workers=2, progress=False)
+    status = report.rows["status"]
+    failed = report.rows[status == "failed"]
+    skipped = report.rows[status == "skipped"]
+    # The streak, plus at most the one other row in flight beside it.
+    assert UNREACHABLE_AFTER <= len(failed) <= UNREACHABLE_AFTER + 1
+    assert (failed["error_code"] == "TransportError").all()
+    assert len(skipped) == 100 - len(failed)
+    assert (skipped["error_code"] == "unreachable").all()
+    assert report.aborted is not None and report.aborted.code == "unreachable"

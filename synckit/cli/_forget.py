@@ -2,7 +2,7 @@
 
 For a right-to-erasure request: every ledger entry, payload and failed row
 holding one of the emails or phone numbers is removed and the file rewritten
-so that the bytes are gone (see :meth:`synckit.state.Ledger.forget`). The
+so that the bytes are gone (see :meth:`synckit.ledger.Ledger.forget`). The
 values are never printed; ``--from-file`` keeps them out of the process list
 and the shell history too.
 
@@ -61,7 +61,7 @@ def _values(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synckit.state import Ledger
+    from synckit.ledger import Ledger
 
     values = _values(args)
     state = Path(args.state)

@@ -2,7 +2,7 @@
 
 Runs that started, and ledger entries last touched, before the cutoff are
 removed and the file rewritten so that the bytes are gone (see
-:meth:`synckit.state.Ledger.prune`). A pruned contact that comes back in a
+:meth:`synckit.ledger.Ledger.prune`). A pruned contact that comes back in a
 later export is treated as new: one lookup, no duplicate.
 
 Example:
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synckit.state import Ledger, parse_age
+    from synckit.ledger import Ledger, parse_age
 
     age = parse_age(args.older_than)  # a typo fails before the file is touched
     state = Path(args.state)

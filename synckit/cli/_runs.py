@@ -50,7 +50,7 @@ def _num(value: Any) -> str:
 
 
 def format_runs(runs: pd.DataFrame) -> str:
-    """The runs frame (from :meth:`synckit.state.Ledger.runs`) as a fixed-width table."""
+    """The runs frame (from :meth:`synckit.ledger.Ledger.runs`) as a fixed-width table."""
     statuses = [*_ALWAYS]
     for s in _IF_USED:
         if s in runs and runs[s].fillna(0).astype("int64").any():
@@ -95,7 +95,7 @@ def format_runs(runs: pd.DataFrame) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the runs; exit 2 if the state file is missing or unreadable."""
-    from synckit.state import Ledger
+    from synckit.ledger import Ledger
 
     path = Path(args.state)
     if not path.is_file():

@@ -1,8 +1,10 @@
 """``synckit sync FILE``: validate a contacts CSV and upsert it, writing a row-by-row report.
 
 Thin: parses options (command line, then ``--config`` TOML, then environment),
-builds a :class:`~synckit.client.Client`, streams the file through
-:func:`synckit.upsert`, prints the summary and writes the report CSV.
+builds a :class:`~synckit.client.Client`, hands :func:`synckit.upsert` a function
+that reads the file in chunks (so the engine reads it twice: once to find
+duplicate keys across the whole file and what to ask the platform, once to
+send), prints the summary and writes the report CSV.
 Secrets come only from the environment (``SYNCKIT_TOKEN``,
 ``SYNCKIT_CLIENT_SECRET``, or the variables ``--token-env`` /
 ``--client-secret-env`` name).
@@ -41,6 +43,7 @@ _DEFAULTS: dict[str, Any] = {
     "retry_failed": False,
     "allow_resubscribe": False,
     "allow_insecure_http": False,
+    "duplicates": "last",
     "log_format": "text",
     "chunk_size": DEFAULT_CHUNK_ROWS,
     "set": None,
@@ -97,13 +100,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--report", metavar="PATH", help="report CSV (default <stem>.report.csv)")
     p.add_argument(
         "--dry-run", action="store_true", default=None,
-        help="send no write: look every row up and report the plan",
+        help="send no write: learn what the platform holds and report the plan",
+    )  # fmt: skip
+    p.add_argument(
+        "--duplicates", choices=("last", "error"),
+        help="rows sharing an email or phone: send the last copy (default) or none of them",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
     p.add_argument("--state", metavar="PATH", help="SQLite state ledger (incremental runs)")
     p.add_argument(
         "--retry-failed", action="store_true", default=None,
-        help="with --state: re-send only the rows that failed or were skipped last time",
+        help="with --state: send only the rows that failed, were invalid or skipped last time "
+        "(and rows never sent)",
     )  # fmt: skip
     p.add_argument(
         "--allow-resubscribe", action="store_true", default=None,
@@ -288,9 +296,20 @@ def run(args: argparse.Namespace) -> int:
     check_options(region_column="country", **validate_options)
     _use_system_allocator_for_arrow()
     client = make_client(opts)
-    chunks = _shown(
-        read_csv(source, columns=_mapping(opts["map"]), chunksize=int(opts["chunk_size"])), fmt
-    )
+    columns = _mapping(opts["map"])
+    chunk_size = int(opts["chunk_size"])
+    read_before = False
+
+    def chunks() -> Any:
+        # A function, not an iterator: the engine reads the file twice (scan, then
+        # send). Which columns feed which field is shown on the first read only.
+        nonlocal read_before
+        frames = read_csv(source, columns=columns, chunksize=chunk_size)
+        if read_before:
+            return frames
+        read_before = True
+        return _shown(frames, fmt)
+
     try:
         report = upsert(
             chunks,
@@ -303,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
             state=opts["state"],
             retry_failed=bool(opts["retry_failed"]),
             allow_resubscribe=bool(opts["allow_resubscribe"]),
+            duplicates=str(opts["duplicates"]),
             source=str(source),
             validate_options=validate_options,
         )

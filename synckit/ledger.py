@@ -1,4 +1,4 @@
-"""The state ledger: what the API last confirmed for each contact, across runs.
+"""The ledger: what the API last confirmed for each contact, across runs (``--state PATH``).
 
 A nightly job re-sends a full export every night. The ledger (one SQLite file)
 remembers, per match key (normalised email, else phone), the contact id, the
@@ -35,13 +35,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import secrets
 import sqlite3
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +51,7 @@ from typing import Any, Final
 import pandas as pd
 
 from synckit._files import check_file_mode, narrow_mode, private_file
+from synckit._rows import canonical_json, is_missing
 from synckit.errors import ConfigError, StateLockedError, SynckitError
 from synckit.report import STATUSES  # runs() lists counts in the report's status order
 from synckit.rules import E164_PATTERN, READ_ONLY_FIELDS
@@ -84,12 +85,6 @@ _SCRUB_WAIT_MS = 5_000
 _SECRET_HINTS: Final = ("token", "secret", "password", "authorization", "api_key", "apikey")
 
 
-def _absent(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
 def match_key(payload: Mapping[str, Any]) -> str | None:
     """The ledger key of a contact: ``"email:<lower email>"``, else ``"phone:<E.164>"``, else None.
 
@@ -103,10 +98,10 @@ def match_key(payload: Mapping[str, Any]) -> str | None:
         ('phone:+447911123456', None)
     """
     email = payload.get("email")
-    if not _absent(email) and str(email).strip():
+    if not is_missing(email) and str(email).strip():
         return "email:" + str(email).strip().lower()
     phone = payload.get("phone_number")
-    if not _absent(phone) and str(phone).strip():
+    if not is_missing(phone) and str(phone).strip():
         return "phone:" + str(phone).strip()
     return None
 
@@ -115,7 +110,7 @@ def _plain(value: Any) -> Any:
     """JSON-ready value: NaN/NA -> None, numpy scalars -> Python, mappings -> dicts."""
     if type(value) in (str, int, bool):  # the common case, first
         return value
-    if _absent(value):
+    if is_missing(value):
         return None
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -142,16 +137,13 @@ def canonical_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in payload.items():
-        if key in READ_ONLY_FIELDS or _absent(value):
+        if key in READ_ONLY_FIELDS:
             continue
-        if key == "email" and isinstance(value, str):
-            value = value.strip().lower()
-        out[str(key)] = _plain(value)
+        if type(value) is str:  # most cells: no missing check, no conversion
+            out[str(key)] = value.strip().lower() if key == "email" else value
+        elif not is_missing(value):
+            out[str(key)] = _plain(value)
     return out
-
-
-def _dumps(payload: Mapping[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def payload_hash(payload: Mapping[str, Any]) -> str:
@@ -167,7 +159,7 @@ def payload_hash(payload: Mapping[str, Any]) -> str:
         >>> a == payload_hash({"email": "a@b.com", "custom_fields": {"x": 1, "y": "3"}})
         False
     """
-    return hashlib.sha256(_dumps(canonical_payload(payload)).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(canonical_payload(payload)).encode("utf-8")).hexdigest()
 
 
 def _now() -> str:
@@ -342,30 +334,62 @@ class Ledger:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, durable: bool = False, file_mode: int | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durable: bool = False,
+        readonly: bool = False,
+        file_mode: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._mutex = threading.RLock()
         self._lock_file: Any = None
         self.file_mode = check_file_mode(file_mode)
+        if not readonly:
+            try:
+                # The ledger holds every contact's confirmed payload: owner-only (0600) from
+                # the first byte. SQLite gives the -wal and -shm files the database's mode.
+                if str(path) != ":memory:":
+                    private_file(self.path, file_mode=self.file_mode)
+                for companion in ("-wal", "-shm", ".lock"):
+                    narrow_mode(self.path.with_name(self.path.name + companion), self.file_mode)
+            except OSError as exc:
+                raise SynckitError(f"cannot open state file {self.path}: {exc.strerror}") from exc
         try:
-            # The ledger holds every contact's confirmed payload: owner-only (0600) from
-            # the first byte. SQLite gives the -wal and -shm files the database's mode.
-            if str(path) != ":memory:":
-                private_file(self.path, file_mode=self.file_mode)
-            for companion in ("-wal", "-shm", ".lock"):
-                narrow_mode(self.path.with_name(self.path.name + companion), self.file_mode)
-        except OSError as exc:
-            raise SynckitError(f"cannot open state file {self.path}: {exc.strerror}") from exc
-        try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._conn.executescript(_SCHEMA)
+            if readonly:
+                # A dry run reads what earlier runs confirmed and must not create or
+                # change the file: mode=ro refuses both (a missing file is an error).
+                uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + "?mode=ro"
+                self._conn = sqlite3.connect(
+                    uri, uri=True, timeout=30.0, check_same_thread=False, isolation_level=None
+                )
+                self._conn.execute("SELECT 1 FROM contacts LIMIT 0")
+            else:
+                self._conn = sqlite3.connect(
+                    str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
+                )
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise SynckitError(f"cannot open state file {self.path}: {exc}") from exc
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike[str]) -> Ledger | None:
+        """The ledger at ``path`` opened read-only, or None when there is no file there.
+
+        What a dry run uses: it plans with what earlier runs confirmed, and a
+        dry run against a new path must not leave a state file behind.
+
+        Example:
+            >>> import tempfile, os
+            >>> Ledger.open_existing(os.path.join(tempfile.mkdtemp(), "new.db")) is None
+            True
+        """
+        if not Path(path).exists():
+            return None
+        return cls(path, readonly=True)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -586,7 +610,7 @@ class Ledger:
             if o.status in CONFIRMED_STATUSES:
                 if o.payload is not None:
                     canon = canonical_payload(o.payload)
-                    text = _dumps(canon)
+                    text = canonical_json(canon)
                     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
                     confirmed.append((o.key, o.contact_id, text, digest, o.status, run_id, now))
                 else:

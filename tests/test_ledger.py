@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from synckit.errors import StateLockedError, SynckitError
-from synckit.state import Ledger, LedgerOutcome, match_key, payload_hash
+from synckit.ledger import Ledger, LedgerOutcome, match_key, payload_hash
 
 
 def test_match_key() -> None:
@@ -190,7 +190,7 @@ def test_runs_frame(tmp_path: Path) -> None:
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from synckit.state import Ledger
+    from synckit.ledger import Ledger
     led = Ledger(sys.argv[1])
     with led.lock():
         print("locked", flush=True)
@@ -237,7 +237,7 @@ def test_lock_same_process_two_ledgers(tmp_path: Path) -> None:
 _CRASHER = textwrap.dedent(
     """
     import os, signal, sys
-    from synckit.state import Ledger, LedgerOutcome
+    from synckit.ledger import Ledger, LedgerOutcome
     led = Ledger(sys.argv[1])
     with led.lock():
         run = led.begin_run(source="crash.csv")
@@ -276,3 +276,20 @@ def test_lock_message_when_held_names_file(tmp_path: Path) -> None:
         with Ledger(path) as b, pytest.raises(StateLockedError, match=r"nightly\.db"), b.lock():
             pass
         assert time.monotonic() - t0 < 2  # fails fast instead of waiting
+
+
+def test_open_existing_is_read_only_and_never_creates(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    assert Ledger.open_existing(path) is None and not path.exists()
+    with Ledger(path) as led:
+        led.record("r1", [LedgerOutcome("email:a@x.io", 2, "created", "ct_1", {"email": "a@x.io"})])
+    ro = Ledger.open_existing(path)
+    assert ro is not None
+    try:
+        assert ro.get(["email:a@x.io"])["email:a@x.io"].contact_id == "ct_1"
+        with pytest.raises(SynckitError):
+            ro.record("r2", [LedgerOutcome("email:b@x.io", 3, "created", "ct_2", {})])
+    finally:
+        ro.close()
+    with Ledger(path) as led:
+        assert len(led) == 1  # the read-only handle changed nothing

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from synckit.cli import main
-from synckit.state import Ledger
+from synckit.ledger import Ledger
 
 
 def _ledger(path: Path) -> list[str]:
