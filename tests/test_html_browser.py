@@ -114,3 +114,47 @@ def test_mapping_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert (width, height) == (1300, 700)
     if os.environ.get("SYNCKIT_KEEP_SCREENSHOT"):  # to look at it: the path to write it to
         shutil.copy(shot, os.environ["SYNCKIT_KEEP_SCREENSHOT"])
+
+
+def test_sync_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    """A SyncReport's HTML (outcome bars, problems by code) as a browser shows it."""
+    browser = _chromium()
+    df = synckit.read_csv(DATA / "google_contacts.csv")
+    df = df.assign(phone_number=df["phone_number"].where(df.index != 3, "4.47911E+11"))
+    with (
+        synckit.serve_sandbox() as sandbox,
+        synckit.Client(sandbox.url, token=sandbox.token) as client,
+    ):
+        report = synckit.upsert(df, client, progress=False)
+    page = tmp_path / "report.html"
+    page.write_text(
+        '<!doctype html><meta charset="utf-8"><body style="background:#fff">'
+        + report._repr_html_()
+        + "</body>",
+        encoding="utf-8",
+    )
+    common = [browser, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    cells = _Cells()
+    cells.feed(dom.stdout)
+    outcomes = {row[0]: row[1] for row in cells.tables[0] if len(row) >= 2}
+    # the fixture's four rows: three valid (sent), one with a spreadsheet-mangled phone
+    assert outcomes == {
+        "created": "3", "updated": "0", "unchanged": "0",
+        "invalid": "1", "failed": "0", "skipped": "0",
+    }  # fmt: skip
+    assert "phone_scientific" in dom.stdout and "exit code 1" in dom.stdout
+    shot = tmp_path / "report.png"
+    run = subprocess.run(
+        [*common, "--window-size=1000,600", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("SYNCKIT_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["SYNCKIT_KEEP_SCREENSHOT"] + ".report.png")
