@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 
 from synckit import __version__
@@ -58,10 +59,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    with _sigterm_stops():
+    with _sigterm_stops(), _log_set_up_undone():
         code = _run(args)
     _record_exit(args, code)
     return code
+
+
+@contextlib.contextmanager
+def _log_set_up_undone() -> Iterator[None]:
+    """Take back the log handler a command installed once it is done.
+
+    A process running the command exits anyway; a notebook or a test that calls
+    :func:`main` would otherwise keep a handler bound to a stream that may be
+    closed by then, and every later synckit log line would fail on it.
+    """
+    root, ours = logging.getLogger(), logging.getLogger("synckit")
+    handlers, levels = list(root.handlers), (root.level, ours.level)
+    showwarning = warnings.showwarning
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers and getattr(handler, "_synckit", False):
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
+        if warnings.showwarning is not showwarning:
+            logging.captureWarnings(False)
 
 
 @contextlib.contextmanager
