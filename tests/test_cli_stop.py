@@ -396,3 +396,26 @@ def test_both_commands_list_the_shared_options(command: str) -> None:
     for option in ("--config", "--map", "--region", "--chunk-size", "--duplicates",
                    "--sms-countries", "--set", "--value", "--invalid-fields"):  # fmt: skip
         assert option in shown, (command, option)
+
+
+def test_the_library_takes_sigterm_over_only_when_asked() -> None:
+    from synckit.sync.execute import TERMINATED, SignalStop, Stop, stop_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with SignalStop(Stop()):  # a program that never asked keeps SIGTERM's default
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        stop_on_sigterm()  # what `synckit` does
+        asked = signal.getsignal(signal.SIGTERM)
+        stop = Stop()
+        with SignalStop(stop):
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while not stop.requested and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert stop.reason == TERMINATED and TERMINATED.exit_code == 143
+        assert TERMINATED.code == "interrupted"  # the rows' code, as after Ctrl-C
+        assert signal.getsignal(signal.SIGTERM) is asked  # put back after the run
+    finally:
+        signal.signal(signal.SIGTERM, before)

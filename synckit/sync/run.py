@@ -595,11 +595,13 @@ class _Run:
                             self.stop.request(
                                 TERMINATED if isinstance(exc, Terminated) else INTERRUPTED
                             )
+                            # The first signal's reason (SIGTERM or Ctrl-C) names the rows.
+                            stopped = self.stop.reason or INTERRUPTED
                             if self._phase == "send":
-                                self._skip_current(INTERRUPTED)
-                                self._skip_rest(source, INTERRUPTED)
+                                self._skip_current(stopped)
+                                self._skip_rest(source, stopped)
                             else:
-                                self._skip_all(source, INTERRUPTED)
+                                self._skip_all(source, stopped)
                         except Exception as exc:
                             # e.g. a chunk that cannot be read half-way through a stream: rows
                             # already sent were changed in the platform and must be reported.
