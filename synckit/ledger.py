@@ -41,6 +41,7 @@ import secrets
 import sqlite3
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ _DRY_RUN_STATUSES: Final = frozenset({"would_create", "would_update"})
 _MAX_VARS: Final = 900
 # How long a statement waits for another connection's lock (the connection's timeout=30.0).
 _BUSY_TIMEOUT_MS: Final = 30_000
+# How long taking the run lock waits for a holder that wrote no pid (see Ledger._acquire).
+_PROBE_WAIT_S: Final = 0.5
 # How long an erasure waits for other readers before it reports the -wal file not emptied.
 _SCRUB_WAIT_MS = 5_000
 # Option names that may hold secrets: never stored in runs.options_json.
@@ -471,11 +474,19 @@ class Ledger:
             raise StateLockedError(f"state file {self.path} is already locked by this ledger")
         fd = os.open(private_file(self.lock_path, file_mode=self.file_mode), os.O_RDWR)
         handle = os.fdopen(fd, "r+")  # kept open while locked
-        try:
-            _try_lock(handle)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip()
+        deadline = time.monotonic() + _PROBE_WAIT_S
+        while True:
+            try:
+                _try_lock(handle)
+                break
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip()
+            # A holder that wrote no pid is `synckit runs` looking (lock_holder() takes
+            # the lock for an instant) or a run about to write its own: worth a moment.
+            if not holder.isdigit() and time.monotonic() < deadline:
+                time.sleep(0.005)
+                continue
             handle.close()
             who = f" (process {holder})" if holder.isdigit() else ""
             raise StateLockedError(

@@ -419,3 +419,31 @@ def test_the_library_takes_sigterm_over_only_when_asked() -> None:
         assert signal.getsignal(signal.SIGTERM) is asked  # put back after the run
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_run_starting_while_runs_looks_at_the_lock_is_not_refused(tmp_path: Path) -> None:
+    import fcntl as locks
+    import threading
+
+    from synckit.errors import StateLockedError
+
+    state = tmp_path / "state.db"
+    with Ledger(state) as led, led.lock():
+        pass  # the lock file exists, empty, as after any run
+    # What `synckit runs` does for an instant (Ledger.lock_holder), held longer here.
+    looker = open(state.with_name("state.db.lock"))  # noqa: SIM115 - closed below
+    locks.flock(looker.fileno(), locks.LOCK_EX | locks.LOCK_NB)
+    release = threading.Timer(0.1, lambda: locks.flock(looker.fileno(), locks.LOCK_UN))
+    release.start()
+    try:
+        with Ledger(state) as led, led.lock():  # waits out the look instead of refusing
+            assert led.lock_holder() == os.getpid()
+    finally:
+        release.join()
+        looker.close()
+    # A holder that wrote its pid is a run: refused at once, naming it.
+    with Ledger(state) as first, first.lock(), Ledger(state) as second:
+        started = time.monotonic()
+        with pytest.raises(StateLockedError, match=f"process {os.getpid()}"), second.lock():
+            pass
+        assert time.monotonic() - started < 0.2
