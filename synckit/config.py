@@ -73,6 +73,10 @@ _TYPES: Final[Mapping[str, type | tuple[type, ...]]] = {
     "set": (dict, list),
     "value": (dict, list),
     "invalid_fields": str,
+    # rows sharing an email or phone ("last" or "error"; validate also "keep") and the
+    # regions that accept SMS ("US,GB" or ["US", "GB"]): validate and sync alike
+    "duplicates": str,
+    "sms_countries": (str, list),
 }
 #: Keys a config file may hold (dashes or underscores), as the CLI names them.
 CONFIG_KEYS: Final = frozenset(_TYPES)
@@ -171,6 +175,11 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("batch_size", "workers", "chunk_size"):
         if key in out and out[key] < 1:
             raise ConfigError(f"{file}: {key} must be at least 1, not {out[key]}")
+    if "duplicates" in out and out["duplicates"] not in ("last", "error", "keep"):
+        raise ConfigError(f"{file}: duplicates must be last, error or keep")
+    countries = out.get("sms_countries")
+    if isinstance(countries, list) and not all(isinstance(c, str) for c in countries):
+        raise ConfigError(f'{file}: sms_countries must be region codes such as "US"')
     if "log_format" in out and out["log_format"] not in _LOG_FORMATS:
         raise ConfigError(f"{file}: log_format must be one of {', '.join(_LOG_FORMATS)}")
     if "progress" in out:

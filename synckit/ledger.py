@@ -41,6 +41,7 @@ import secrets
 import sqlite3
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ __all__ = [
     "match_key",
     "parse_age",
     "payload_hash",
+    "safe_options",
 ]
 
 #: Outcomes that mean the API holds this payload (contact id + payload + hash are stored).
@@ -79,6 +81,8 @@ _DRY_RUN_STATUSES: Final = frozenset({"would_create", "would_update"})
 _MAX_VARS: Final = 900
 # How long a statement waits for another connection's lock (the connection's timeout=30.0).
 _BUSY_TIMEOUT_MS: Final = 30_000
+# How long taking the run lock waits for a holder that wrote no pid (see Ledger._acquire).
+_PROBE_WAIT_S: Final = 0.5
 # How long an erasure waits for other readers before it reports the -wal file not emptied.
 _SCRUB_WAIT_MS = 5_000
 # Option names that may hold secrets: never stored in runs.options_json.
@@ -160,6 +164,21 @@ def payload_hash(payload: Mapping[str, Any]) -> str:
         False
     """
     return hashlib.sha256(canonical_json(canonical_payload(payload)).encode("utf-8")).hexdigest()
+
+
+def safe_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without the ones whose name suggests a secret (token, secret, password...),
+    as plain JSON-ready values: what a run records and logs about how it was started.
+
+    Example:
+        >>> safe_options({"batch_size": 100, "token_env": "CRM_TOKEN", "client_secret": "x"})
+        {'batch_size': 100}
+    """
+    return {
+        str(k): _plain(v)
+        for k, v in options.items()
+        if not any(h in str(k).lower() for h in _SECRET_HINTS)
+    }
 
 
 def _now() -> str:
@@ -298,7 +317,8 @@ CREATE TABLE IF NOT EXISTS runs (
     source TEXT,
     options_json TEXT,
     counts_json TEXT,
-    exit_code INTEGER
+    exit_code INTEGER,
+    pid INTEGER
 );
 CREATE TABLE IF NOT EXISTS contacts (
     key TEXT PRIMARY KEY,
@@ -372,6 +392,8 @@ class Ledger:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self._conn.executescript(_SCHEMA)
+                if not self._has_pid():  # a state file from before runs had a pid
+                    self._conn.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
         except sqlite3.DatabaseError as exc:
             raise SynckitError(f"cannot open state file {self.path}: {exc}") from exc
 
@@ -452,11 +474,19 @@ class Ledger:
             raise StateLockedError(f"state file {self.path} is already locked by this ledger")
         fd = os.open(private_file(self.lock_path, file_mode=self.file_mode), os.O_RDWR)
         handle = os.fdopen(fd, "r+")  # kept open while locked
-        try:
-            _try_lock(handle)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip()
+        deadline = time.monotonic() + _PROBE_WAIT_S
+        while True:
+            try:
+                _try_lock(handle)
+                break
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip()
+            # A holder that wrote no pid is `synckit runs` looking (lock_holder() takes
+            # the lock for an instant) or a run about to write its own: worth a moment.
+            if not holder.isdigit() and time.monotonic() < deadline:
+                time.sleep(0.005)
+                continue
             handle.close()
             who = f" (process {holder})" if holder.isdigit() else ""
             raise StateLockedError(
@@ -494,16 +524,16 @@ class Ledger:
             23
         """
         run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-        safe = {
-            str(k): _plain(v)
-            for k, v in (options or {}).items()
-            if not any(h in str(k).lower() for h in _SECRET_HINTS)
-        }
+        safe = safe_options(options or {})
         with self._tx() as db:
+            # The pid tells `synckit runs` whether a run without an end is still going
+            # (its process holds the lock) or was killed.
             db.execute(
-                "INSERT INTO runs(run_id, started_at, source, options_json) VALUES (?, ?, ?, ?)",
-                (run_id, _now(), source, json.dumps(safe, default=str, sort_keys=True)),
-            )
+                "INSERT INTO runs(run_id, started_at, source, options_json, pid) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, _now(), source, json.dumps(safe, default=str, sort_keys=True),
+                 os.getpid()),
+            )  # fmt: skip
         return run_id
 
     def end_run(self, run_id: str, *, counts: Mapping[str, int], exit_code: int) -> None:
@@ -517,9 +547,64 @@ class Ledger:
             if cur.rowcount == 0:
                 raise SynckitError(f"unknown run id {run_id!r} in state file {self.path}")
 
+    def set_exit_code(self, run_id: str, exit_code: int) -> None:
+        """Record the exit code the process really returned, once it is known.
+
+        :meth:`end_run` records the report's; the command line may still end
+        otherwise (the report file could not be written, a second Ctrl-C...),
+        and ``synckit runs`` must show what the job's supervisor saw. A run
+        that never ended gets its end time too.
+
+        Example:
+            >>> import tempfile, os
+            >>> with Ledger(os.path.join(tempfile.mkdtemp(), "s.db")) as led:
+            ...     run = led.begin_run(source="x.csv")
+            ...     led.end_run(run, counts={"created": 1}, exit_code=0)
+            ...     led.set_exit_code(run, 2)
+            ...     int(led.runs()["exit_code"].iloc[0])
+            2
+        """
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE runs SET exit_code=?, finished_at=COALESCE(finished_at, ?) WHERE run_id=?",
+                (int(exit_code), _now(), run_id),
+            )
+            if cur.rowcount == 0:
+                raise SynckitError(f"unknown run id {run_id!r} in state file {self.path}")
+
+    def lock_holder(self) -> int | None:
+        """The process id of the run holding :meth:`lock` now, or None when no one holds it.
+
+        Asks the kernel (a lock taken and dropped at once), so a killed run's
+        lock is never mistaken for a live one; changes nothing in the files.
+
+        Example:
+            >>> import tempfile, os
+            >>> with Ledger(os.path.join(tempfile.mkdtemp(), "s.db")) as led:
+            ...     before = led.lock_holder()
+            ...     with led.lock():
+            ...         held = led.lock_holder() == os.getpid()
+            ...     before, held
+            (None, True)
+        """
+        try:
+            handle = open(self.lock_path)  # noqa: SIM115 - closed below, lock or not
+        except OSError:
+            return None  # never locked
+        with handle:
+            try:
+                _try_lock(handle)
+            except OSError:
+                text = handle.read().strip()
+                return int(text) if text.isdigit() else -1
+            _unlock(handle)
+            return None
+
     def runs(self) -> pd.DataFrame:
         """Past runs, oldest first: run_id, started_at, finished_at, source, one count column
-        per status (zeros included; NA while a run has not finished), exit_code.
+        per status (zeros included; NA while a run has not finished), exit_code, and
+        ``state``: ``finished``, ``running`` (its process holds the lock now) or ``killed``
+        (no end, and its process is gone: SIGKILL, a crash, a reboot).
 
         Example:
             >>> import tempfile, os
@@ -529,9 +614,11 @@ class Ledger:
         """
         with self._mutex:
             rows = self._conn.execute(
-                "SELECT run_id, started_at, finished_at, source, counts_json, exit_code "
-                "FROM runs ORDER BY started_at, rowid"
+                "SELECT run_id, started_at, finished_at, source, counts_json, exit_code, "
+                f"{'pid' if self._has_pid() else 'NULL'} FROM runs ORDER BY started_at, rowid"
             ).fetchall()
+        holder = self.lock_holder() if any(r[2] is None for r in rows) else None
+        last_open = max((i for i, r in enumerate(rows) if r[2] is None), default=-1)
         counts = [json.loads(r[4]) if r[4] else None for r in rows]
         extra = sorted({k for c in counts if c for k in c} - set(STATUSES))
         data: dict[str, Any] = {
@@ -545,7 +632,14 @@ class Ledger:
                 [None if c is None else int(c.get(status, 0)) for c in counts], dtype="Int64"
             )
         data["exit_code"] = pd.array([r[5] for r in rows], dtype="Int64")
+        data["state"] = pd.Series(
+            [_run_state(r, i == last_open, holder) for i, r in enumerate(rows)], dtype="str"
+        )
         return pd.DataFrame(data)
+
+    def _has_pid(self) -> bool:
+        # A read-only ledger from before the pid column cannot be migrated; it has none.
+        return any(r[1] == "pid" for r in self._conn.execute("PRAGMA table_info(runs)"))
 
     # ------------------------------------------------------------------ contacts
     def get(self, keys: Sequence[str] | Iterable[str]) -> dict[str, LedgerEntry]:
@@ -815,6 +909,20 @@ class Ledger:
                 "once that process has finished"
             )
         return self.path.stat().st_size
+
+
+def _run_state(row: Sequence[Any], last_open: bool, holder: int | None) -> str:
+    """``finished``, ``running`` or ``killed`` for a runs row (see :meth:`Ledger.runs`)."""
+    if row[2] is not None:
+        return "finished"
+    pid = row[6]
+    if holder is None:
+        return "killed"  # no process holds the lock: whoever ran it is gone
+    if pid is not None and holder > 0:
+        return "running" if pid == holder else "killed"
+    # No pid recorded (an older synckit), or the holder has not written its own yet: runs
+    # take turns under the lock, so only the latest run without an end can be holding it.
+    return "running" if last_open else "killed"
 
 
 def _quote_name(name: str) -> str:

@@ -92,8 +92,10 @@ def test_dry_run_from_the_cli_sends_nothing(env: Sandbox, tmp_path: Path) -> Non
     assert code == 0
     after = [r for r in env.request_log() if r.method in WRITES]
     assert len(after) == len(before)
-    report = read_report(tmp_path / "p.report.csv")
-    assert report["status"].tolist() == ["unchanged"] * 5 + ["would_create"]
+    # The plan goes beside the report; the real run's report is left as it was.
+    plan = read_report(tmp_path / "p.plan.csv")
+    assert plan["status"].tolist() == ["unchanged"] * 5 + ["would_create"]
+    assert read_report(tmp_path / "p.report.csv")["status"].tolist() == ["created"] * 5
 
 
 def test_usage_and_configuration_errors_exit_2(

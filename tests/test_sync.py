@@ -342,7 +342,7 @@ def test_ctrl_c_returns_report_on_the_exception(
         presser.join()
     report = info.value.report  # type: ignore[attr-defined]
     assert report is last_report()
-    assert report.aborted.code == "interrupted" and report.exit_code() == 1
+    assert report.aborted.code == "interrupted" and report.exit_code() == 130  # the CLI exit code
     assert len(report.rows) == 60
     status = report.rows["status"].astype(str)
     created = set(status[status == "created"].index)

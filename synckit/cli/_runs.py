@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ def register(subparsers: Any) -> None:
         "runs",
         help="list the past runs recorded in a state ledger",
         description="List past runs recorded in a state file (start, end, counts by status, "
-        "exit code), oldest first. A run without an end was killed or is still running.",
+        "exit code), oldest first. EXIT is the code the process returned; a run without an "
+        "end shows 'running' while its process holds the state file's lock, else 'killed'.",
     )
     parser.add_argument("--state", required=True, metavar="PATH", help="the state file (SQLite)")
     parser.add_argument("--last", type=int, metavar="N", help="show only the N most recent runs")
@@ -49,6 +51,14 @@ def _num(value: Any) -> str:
     return "-" if value is None or pd.isna(value) else f"{int(value):,}"
 
 
+def _exit(rec: Mapping[Any, Any]) -> str:
+    """The EXIT cell: the code the process returned, or ``killed`` / ``running``."""
+    state = rec.get("state")
+    if state in ("killed", "running") and (rec["exit_code"] is None or pd.isna(rec["exit_code"])):
+        return str(state)
+    return _num(rec["exit_code"])
+
+
 def format_runs(runs: pd.DataFrame) -> str:
     """The runs frame (from :meth:`synckit.ledger.Ledger.runs`) as a fixed-width table."""
     statuses = [*_ALWAYS]
@@ -58,7 +68,7 @@ def format_runs(runs: pd.DataFrame) -> str:
     extra = [
         c
         for c in runs.columns
-        if c not in ("run_id", "started_at", "finished_at", "source", "exit_code")
+        if c not in ("run_id", "started_at", "finished_at", "source", "exit_code", "state")
         and c not in statuses
         and c not in _IF_USED
         and runs[c].fillna(0).astype("int64").any()
@@ -75,7 +85,7 @@ def format_runs(runs: pd.DataFrame) -> str:
                 _when(rec["started_at"]),
                 _when(rec["finished_at"]),
                 *(_num(rec.get(s)) for s in statuses),
-                _num(rec["exit_code"]),
+                _exit(rec),
                 ""
                 if source is None or (isinstance(source, float) and math.isnan(source))
                 else str(source),

@@ -19,6 +19,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from synckit.cli._options import (
+    STDIO,
+    add_input_options,
+    check_at_least_one,
+    input_file,
+    mapping,
+    output_file,
+    sms_countries,
+)
 from synckit.errors import ConfigError, InputError, SynckitError
 
 #: Rows per chunk read from the file: bounded memory for files of any size (a 20k-row
@@ -44,6 +53,7 @@ _DEFAULTS: dict[str, Any] = {
     "allow_resubscribe": False,
     "allow_insecure_http": False,
     "duplicates": "last",
+    "sms_countries": None,  # the contract's list
     "log_format": "text",
     "chunk_size": DEFAULT_CHUNK_ROWS,
     "set": None,
@@ -60,12 +70,16 @@ def register(subparsers: Any) -> None:
         description=(
             "Validate FILE locally, create or update every valid row in the Contacts API, "
             "print a summary and write one report row per input row (default: "
-            "<stem>.report.csv beside FILE). Exit codes: 0 all rows created/updated/unchanged, "
+            "<stem>.report.csv beside FILE; a dry run writes <stem>.plan.csv instead). "
+            "Exit codes: 0 all rows created/updated/unchanged, "
             "1 some rows invalid, failed or skipped, 2 usage/configuration/unreadable input "
-            "or state locked, 3 run aborted (credentials, permission), 130 interrupted."
+            "or state locked, 3 run aborted (credentials, permission), 130 interrupted "
+            "(Ctrl-C), 143 stopped by SIGTERM."
         ),
     )
-    p.add_argument("file", metavar="FILE", help="contacts CSV")
+    # FILE, --config, --map, --region, --chunk-size, --duplicates, --sms-countries and the
+    # value options: the same definitions as `synckit validate` (cli/_options.py).
+    add_input_options(p, command="sync")
     # Every option defaults to None so the --config file can fill what is not given.
     p.add_argument("--base-url", metavar="URL", help="API base URL (env SYNCKIT_BASE_URL)")
     p.add_argument(
@@ -77,11 +91,6 @@ def register(subparsers: Any) -> None:
         "--client-secret-env", metavar="VAR",
         help="environment variable holding the OAuth client secret (default SYNCKIT_CLIENT_SECRET)",
     )  # fmt: skip
-    p.add_argument(
-        "--map", action="append", metavar="SRC=FIELD",
-        help="map a CSV header to a contract field (repeatable), e.g. 'E-mail Address=email'",
-    )  # fmt: skip
-    p.add_argument("--region", metavar="R", help="default region for national phone numbers (US)")
     p.add_argument("--batch-size", type=int, metavar="N", help="rows per batch (100)")
     p.add_argument(
         "--workers",
@@ -96,15 +105,14 @@ def register(subparsers: Any) -> None:
         "(processes on this host) or redis://host:port/N (several hosts); a Redis password "
         "comes from SYNCKIT_RATE_STORE_PASSWORD",
     )
-    p.add_argument("--chunk-size", type=int, metavar="N", help="rows read per chunk (20000)")
-    p.add_argument("--report", metavar="PATH", help="report CSV (default <stem>.report.csv)")
+    p.add_argument(
+        "--report", metavar="PATH",
+        help="report CSV (default <stem>.report.csv; - writes it to stdout and the summary "
+        "to stderr); a dry run writes <stem>.plan.csv beside it instead",
+    )  # fmt: skip
     p.add_argument(
         "--dry-run", action="store_true", default=None,
         help="send no write: learn what the platform holds and report the plan",
-    )  # fmt: skip
-    p.add_argument(
-        "--duplicates", choices=("last", "error"),
-        help="rows sharing an email or phone: send the last copy (default) or none of them",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
     p.add_argument("--state", metavar="PATH", help="SQLite state ledger (incremental runs)")
@@ -122,11 +130,7 @@ def register(subparsers: Any) -> None:
         help="allow a plain http:// base URL to a host other than loopback (the credential "
         "then travels unencrypted)",
     )  # fmt: skip
-    p.add_argument("--config", metavar="PATH", help="TOML file with any of these options")
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (text)")
-    from synckit.cli._validate import add_value_options
-
-    add_value_options(p)
     p.set_defaults(func=run, _sync_parser=p)
 
 
@@ -142,20 +146,6 @@ def _merge_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             raise ConfigError(f"{args.config}: unknown option(s) for sync: {', '.join(unknown)}")
     merged = apply_config(argparse.Namespace(**vars(args)), loaded, parser, defaults=_DEFAULTS)
     return {name: getattr(merged, name) for name in _DEFAULTS}
-
-
-def _mapping(pairs: Any) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    if isinstance(pairs, dict):
-        return {str(k): str(v) for k, v in pairs.items()}
-    out: dict[str, str] = {}
-    for pair in pairs if isinstance(pairs, list) else [pairs]:
-        src, sep, dst = str(pair).rpartition("=")
-        if not sep or not src.strip() or not dst.strip():
-            raise ConfigError(f"--map takes SRC=FIELD, got {pair!r}")
-        out[src.strip()] = dst.strip()
-    return out
 
 
 def _client_options(opts: dict[str, Any]) -> dict[str, Any]:
@@ -250,22 +240,60 @@ def _use_system_allocator_for_arrow() -> None:
         return
 
 
-def _write(report: Any, path: Path, fmt: str) -> None:
-    report.to_csv(path)
-    if fmt != "json":
-        print(f"report written to {path}", file=sys.stderr)
+def plan_path(report_path: Path) -> Path:
+    """Where a dry run writes its plan: beside the report, never over it.
+
+    Example:
+        >>> plan_path(Path("out/contacts.report.csv")).as_posix()
+        'out/contacts.plan.csv'
+        >>> plan_path(Path("out/nightly.csv")).as_posix()
+        'out/nightly.plan.csv'
+    """
+    name = report_path.name
+    if name.endswith(".report.csv"):
+        return report_path.with_name(name[: -len(".report.csv")] + ".plan.csv")
+    return report_path.with_name(f"{report_path.stem}.plan{report_path.suffix or '.csv'}")
 
 
-def _print_summary(report: Any, source: Path) -> None:
-    print(f"synckit sync {source}")
-    print(report)
+class _Output:
+    """Where the report and the summary go: a file and stdout, or (``--report -``) the
+    report to stdout and the summary to stderr, so a pipe gets the CSV alone."""
+
+    def __init__(self, target: str | Path, fmt: str) -> None:
+        self.target = target
+        self.fmt = fmt
+        self.to_stdout = str(target) == STDIO
+
+    def summary(self, report: Any, shown: str) -> None:
+        out = sys.stderr if self.to_stdout else sys.stdout
+        print(f"synckit sync {shown}", file=out)
+        print(report, file=out)
+
+    def write(self, report: Any) -> None:
+        if self.to_stdout:
+            with output_file(STDIO) as tmp:
+                assert tmp is not None
+                report.to_csv(tmp)
+            return
+        report.to_csv(self.target)
+        if self.fmt != "json":
+            kind = "plan" if report.dry_run else "report"
+            print(f"{kind} written to {self.target}", file=sys.stderr)
+
+    def finish(self, report: Any, shown: str) -> None:
+        self.summary(report, shown)
+        self.write(report)
+        _log_result(report, self.fmt)
+
+
+def _remember_run(args: argparse.Namespace, opts: dict[str, Any], report: Any) -> None:
+    """Let ``main`` correct the ledger's exit code if the process ends with another one."""
+    if report is not None and opts["state"] and not opts["dry_run"] and report.run_id:
+        args._ledger_run = (str(opts["state"]), str(report.run_id), int(report.exit_code()))
 
 
 def run(args: argparse.Namespace) -> int:
     """Parse, sync, print, write; returns the exit code."""
-    from synckit.io import read_csv
-    from synckit.sync import default_report_path, last_report, upsert
-
     opts = _merge_config(args, args._sync_parser)
     fmt = str(opts["log_format"])
     if fmt not in ("text", "json"):
@@ -273,14 +301,30 @@ def run(args: argparse.Namespace) -> int:
     from synckit.config import configure_logging
 
     configure_logging(fmt=fmt)
+    if args.file == STDIO and not opts["report"]:
+        raise ConfigError(
+            "FILE - reads stdin, which has no folder for the report: give --report PATH "
+            "(or --report - for stdout)"
+        )
+    with input_file(args.file) as source:
+        return _run(args, opts, source, fmt)
 
-    source = Path(args.file)
+
+def _run(args: argparse.Namespace, opts: dict[str, Any], source: Path, fmt: str) -> int:
+    from synckit.io import read_csv
+    from synckit.sync import default_report_path, last_report, upsert
+    from synckit.sync.execute import Terminated
+
+    shown = "stdin" if args.file == STDIO else str(source)
     if not source.is_file():
         raise InputError("no such file", path=str(source))
-    report_path = Path(opts["report"]) if opts["report"] else default_report_path(source)
-    for name in ("batch_size", "workers", "chunk_size"):
-        if opts[name] is not None and int(opts[name]) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    target: str | Path = opts["report"] or default_report_path(source)
+    if str(target) != STDIO:
+        target = Path(target)
+        if opts["dry_run"]:
+            target = plan_path(target)  # the last real run's report stays as it was
+    output = _Output(target, fmt)
+    check_at_least_one(opts, "batch_size", "workers", "chunk_size")
     if opts["retry_failed"] and not opts["state"]:
         raise ConfigError("--retry-failed needs --state PATH (the ledger of earlier runs)")
 
@@ -296,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     check_options(region_column="country", **validate_options)
     _use_system_allocator_for_arrow()
     client = make_client(opts)
-    columns = _mapping(opts["map"])
+    columns = mapping(opts["map"])
     chunk_size = int(opts["chunk_size"])
     read_before = False
 
@@ -310,6 +354,17 @@ def run(args: argparse.Namespace) -> int:
         read_before = True
         return _shown(frames, fmt)
 
+    if not opts["no_progress"]:
+        # The progress bar's total (and so its ETA) while the file is first read.
+        from synckit.cli._options import estimated_rows
+
+        chunks.total = estimated_rows(source)  # type: ignore[attr-defined]
+    # What run_started logs besides the engine's own options (secrets never: only the
+    # names of the variables that hold them, and those are left out too).
+    log_fields = {k: v for k, v in opts.items() if v is not None and k not in ("set", "value")}
+    log_fields.update(file=shown, report=str(target))
+
+    report = None
     try:
         report = upsert(
             chunks,
@@ -319,34 +374,37 @@ def run(args: argparse.Namespace) -> int:
             dry_run=bool(opts["dry_run"]),
             progress=not opts["no_progress"],
             default_region=str(opts["region"]),
+            sms_countries=sms_countries(opts["sms_countries"]),
             state=opts["state"],
             retry_failed=bool(opts["retry_failed"]),
             allow_resubscribe=bool(opts["allow_resubscribe"]),
             duplicates=str(opts["duplicates"]),
-            source=str(source),
+            source=shown,
             validate_options=validate_options,
+            log_fields=log_fields,
         )
     except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: the engine stopped cleanly and hands over the report.
         interrupted = getattr(exc, "report", None) or last_report()
+        _remember_run(args, opts, interrupted)
         if interrupted is not None:
-            _print_summary(interrupted, source)
-            _write(interrupted, report_path, fmt)
-            _log_result(interrupted, fmt)
-        print("synckit: interrupted", file=sys.stderr)
-        return 130
+            output.finish(interrupted, shown)
+        terminated = isinstance(exc, Terminated)
+        if fmt != "json":  # the JSON log's run_finished says it (aborted.code)
+            print(f"synckit: {'terminated (SIGTERM)' if terminated else 'interrupted'}",
+                  file=sys.stderr)  # fmt: skip
+        return 143 if terminated else 130
     except SynckitError as exc:
         # e.g. the file turned unreadable half-way: rows already sent are reported.
         partial = getattr(exc, "report", None)
+        _remember_run(args, opts, partial)
         if partial is not None:
-            _print_summary(partial, source)
-            _write(partial, report_path, fmt)
-            _log_result(partial, fmt)
+            output.finish(partial, shown)
         raise
     finally:
         client.close()
-    _print_summary(report, source)
-    _write(report, report_path, fmt)
-    _log_result(report, fmt)
+    _remember_run(args, opts, report)
+    output.finish(report, shown)
     return int(report.exit_code())
 
 

@@ -11,17 +11,19 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from synckit.cli._options import (
+    STDIO,
+    add_input_options,
+    add_value_options,
+    check_at_least_one,
+    input_file,
+    mapping,
+    output_file,
+    sms_countries,
+)
 from synckit.errors import ConfigError
 
-
-def _mapping(pairs: list[str] | None) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for pair in pairs or []:
-        source, sep, target = pair.rpartition("=")
-        if not sep or not source.strip():
-            raise ConfigError(f"--map expects SRC=FIELD, got {pair!r}")
-        out[source] = target.strip() or None
-    return out
+__all__ = ["add_value_options", "constants", "register", "run", "value_maps"]
 
 
 def constants(pairs: Any) -> dict[str, str]:
@@ -69,29 +71,17 @@ def value_maps(items: Any) -> dict[str, dict[str, str | None]]:
     return out
 
 
-def add_value_options(parser: argparse.ArgumentParser) -> None:
-    """The value options ``validate`` and ``sync`` share (default None: a config may set them)."""
-    parser.add_argument(
-        "--set",
-        action="append",
-        metavar="FIELD=VALUE",
-        help="a constant for the field's empty cells, e.g. --set email_consent=subscribed "
-        "(repeatable; first_name, last_name, the consents, or custom.<key>)",
-    )
-    parser.add_argument(
-        "--value",
-        action="append",
-        metavar="FIELD:FROM=TO",
-        help="map one value of a column, e.g. --value email_consent:yes=subscribed "
-        "(repeatable; matched ignoring case and spaces; an empty TO empties the cell)",
-    )
-    parser.add_argument(
-        "--invalid-fields",
-        choices=("reject", "drop"),
-        default=None,
-        help="a row with an invalid optional field: reject the row (default), or send it "
-        "without that field (drop; it still needs a valid email or phone)",
-    )
+# FILE -> how it is checked: the same option definitions as `synckit sync`.
+_DEFAULTS: dict[str, Any] = {
+    "map": None,
+    "region": "US",
+    "chunk_size": 50_000,
+    "duplicates": "last",
+    "sms_countries": None,  # the contract's list
+    "set": None,
+    "value": None,
+    "invalid_fields": "reject",
+}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,39 +92,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Check every row of a contacts CSV against the Contacts API's field rules, locally. "
             "Prints a summary; exit 0 when every row is valid, 1 when some are not, "
-            "2 when the file cannot be read."
+            "2 when the file cannot be read. --config reads the same file as `synckit sync` "
+            "(options validate does not have are ignored), so it checks what the job would send."
         ),
     )
-    parser.add_argument("file", help="CSV file (UTF-8/UTF-16/cp1252; , ; or tab)")
+    add_input_options(parser, command="validate")
     parser.add_argument(
-        "--region",
-        default="US",
-        help="default region for phone numbers in national format (default: US)",
+        "--errors",
+        metavar="PATH",
+        help="write one CSV line per error to PATH (- for stdout; the summary then goes to stderr)",
     )
-    parser.add_argument(
-        "--map",
-        action="append",
-        metavar="SRC=FIELD",
-        help='map a source header to a contact field, e.g. --map "E-mail Address=email" '
-        "(repeatable; FIELD may be custom.<key>, or empty to drop the column)",
+    parser.set_defaults(func=run, _validate_parser=parser)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Command line, then ``--config`` (its sync options validate lacks are ignored), then
+    the defaults."""
+    from synckit.config import apply_config, load_config
+
+    loaded = load_config(args.config) if args.config else {}
+    merged = apply_config(
+        argparse.Namespace(**vars(args)), loaded, args._validate_parser, defaults=_DEFAULTS
     )
-    parser.add_argument("--errors", metavar="PATH", help="write one CSV line per error to PATH")
-    parser.add_argument(
-        "--duplicates",
-        choices=("last", "error", "keep"),
-        default="last",
-        help="in-file duplicates: keep the last (default), reject all, or keep all",
-    )
-    parser.add_argument(
-        "--sms-countries",
-        metavar="CC,CC",
-        help="regions that accept SMS (default: the contract's list)",
-    )
-    parser.add_argument(
-        "--chunksize", type=int, default=50_000, help="rows per chunk (default: 50000)"
-    )
-    add_value_options(parser)
-    parser.set_defaults(func=run)
+    return {name: getattr(merged, name) for name in _DEFAULTS}
 
 
 def _return_freed_memory() -> None:
@@ -152,35 +132,35 @@ def _return_freed_memory() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Validate FILE (``-``: stdin); print the summary; exit 0 valid, 1 some invalid."""
     from synckit.validation import validate_file
 
+    opts = _options(args)
+    check_at_least_one(opts, "chunk_size")
     _return_freed_memory()
-
-    countries = None
-    if args.sms_countries:
-        countries = [c.strip().upper() for c in args.sms_countries.split(",") if c.strip()]
-    if args.chunksize < 1:
-        raise ConfigError("--chunksize must be at least 1")
-    result = validate_file(
-        args.file,
-        columns=_mapping(args.map),
-        default_region=args.region.upper() if args.region else None,
-        sms_countries=countries,
-        duplicates=args.duplicates,
-        chunksize=args.chunksize,
-        errors_path=args.errors,
-        defaults=constants(args.set),
-        values=value_maps(args.value),
-        invalid_fields=args.invalid_fields or "reject",
-    )
-    print(f"{args.file}: {result}")
-    if result.unmatched_columns:
-        names = ", ".join(repr(c) for c in result.unmatched_columns)
-        print(f"warning: --map columns not in the file: {names}", file=sys.stderr)
-    if result.ignored_columns:
-        names = ", ".join(repr(c) for c in result.ignored_columns)
-        print(f"ignored columns (not sent): {names}")
-
-    if result.errors_path:
-        print(f"errors written to {result.errors_path}")
+    shown = "stdin" if args.file == STDIO else args.file
+    # With --errors - the errors CSV is stdout's only content.
+    out = sys.stderr if args.errors == STDIO else sys.stdout
+    with input_file(args.file) as source, output_file(args.errors) as errors_path:
+        result = validate_file(
+            source,
+            columns=mapping(opts["map"]),
+            default_region=str(opts["region"]).upper() if opts["region"] else None,
+            sms_countries=sms_countries(opts["sms_countries"]),
+            duplicates=opts["duplicates"],
+            chunksize=int(opts["chunk_size"]),
+            errors_path=errors_path,
+            defaults=constants(opts["set"]),
+            values=value_maps(opts["value"]),
+            invalid_fields=opts["invalid_fields"] or "reject",
+        )
+        print(f"{shown}: {result}", file=out)
+        if result.unmatched_columns:
+            names = ", ".join(repr(c) for c in result.unmatched_columns)
+            print(f"warning: --map columns not in the file: {names}", file=sys.stderr)
+        if result.ignored_columns:
+            names = ", ".join(repr(c) for c in result.ignored_columns)
+            print(f"ignored columns (not sent): {names}", file=out)
+        if result.errors_path and args.errors != STDIO:
+            print(f"errors written to {result.errors_path}", file=out)
     return 0 if result.ok else 1

@@ -59,6 +59,7 @@ def upsert(
     source: str | None = None,
     in_flight_limit: Callable[[], int] | None = None,
     validate_options: Mapping[str, Any] | None = None,
+    log_fields: Mapping[str, Any] | None = None,
 ) -> SyncReport:
     """Create or update every valid row through ``client``; returns a :class:`SyncReport`.
 
@@ -148,6 +149,16 @@ def upsert(
       the field is left out and a ``consent_protected`` warning added.
       ``allow_resubscribe=True`` turns this off.
     - ``source`` names the input in the ledger's run history.
+    - Logging: one ``run_started`` record (logger ``synckit.run``: run id,
+      source, options; ``log_fields`` adds more, names that look like
+      secrets left out) as soon as the run has its id, so a run killed
+      later still left a trace; :func:`synckit.config.log_report` writes the
+      ``run_finished`` one.
+    - SIGTERM: a program that calls
+      :func:`synckit.sync.execute.stop_on_sigterm` gets SIGTERM handled like
+      Ctrl-C, raising :class:`~synckit.sync.execute.Terminated` (a
+      ``KeyboardInterrupt``) with the report; ``report.exit_code()`` is then
+      143 (130 after Ctrl-C).
 
     Empty cells are not sent, so they never clear a value in the platform.
 
@@ -177,6 +188,7 @@ def upsert(
         source=source,
         in_flight_limit=in_flight_limit,
         validate_options=dict(validate_options or {}),
+        log_fields=dict(log_fields or {}),
     )
     return run_upsert(data, client, opts)
 

@@ -54,8 +54,10 @@ __all__ = [
     "ListPage",
     "SignalStop",
     "Stop",
+    "Terminated",
     "abort_for",
     "skipped",
+    "stop_on_sigterm",
 ]
 
 log = logging.getLogger("synckit")
@@ -113,8 +115,44 @@ class Stop:
         return self._reason is not None
 
 
-#: The reason Ctrl-C gives.
-INTERRUPTED: Final = Abort("interrupted", "Ctrl-C: rows not sent are skipped", 1)
+#: The reason Ctrl-C gives; 130 = 128 + SIGINT, what a shell reports for a job Ctrl-C stopped.
+INTERRUPTED: Final = Abort("interrupted", "Ctrl-C: rows not sent are skipped", 130)
+#: The reason SIGTERM gives (systemd, container runtimes and ``kill`` send it to stop a
+#: job); 143 = 128 + SIGTERM. The rows' code stays ``interrupted``: the same stop.
+TERMINATED: Final = Abort("interrupted", "SIGTERM: rows not sent are skipped", 143)
+
+
+class Terminated(KeyboardInterrupt):
+    """The ``KeyboardInterrupt`` a SIGTERM raises once :func:`stop_on_sigterm` is in force.
+
+    A ``KeyboardInterrupt`` so that every ``except KeyboardInterrupt`` that
+    cleans up after Ctrl-C cleans up after SIGTERM too; its own class so the
+    command line can exit 143 instead of 130.
+    """
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C in this process (main thread only): what ``synckit sync`` does.
+
+    Outside a run, SIGTERM then raises :class:`Terminated`; during a run,
+    :class:`SignalStop` turns it into a clean stop (requests in flight
+    finish, unsent rows are ``skipped``, report and ledger written, then
+    :class:`Terminated` is raised with ``exc.report``). The library does not
+    do this on its own: a program that never asked keeps SIGTERM's default
+    (the process ends at once; a ledger still resumes without duplicates).
+
+    Example:
+        >>> import signal
+        >>> before = signal.getsignal(signal.SIGTERM)
+        >>> stop_on_sigterm(); signal.getsignal(signal.SIGTERM) is _raise_terminated
+        True
+        >>> _ = signal.signal(signal.SIGTERM, before)
+    """
+    signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 class SignalStop:
@@ -126,22 +164,33 @@ class SignalStop:
     ``KeyboardInterrupt`` at once, for the impatient. Installed only from the
     main thread, and only over Python's default handler (a notebook kernel's
     interrupt arrives the same way). ``signals`` maps each signal to the
-    reason it stops with (default: SIGINT -> ``interrupted``).
+    reason it stops with (default: SIGINT -> :data:`INTERRUPTED`, SIGTERM ->
+    :data:`TERMINATED`). SIGTERM is taken over only where the program asked
+    for it with :func:`stop_on_sigterm`, never over its default.
     """
 
     def __init__(self, stop: Stop, signals: Mapping[int, Abort] | None = None) -> None:
         self._stop = stop
         self._signals: dict[int, Abort] = (
-            dict(signals) if signals is not None else {int(signal.SIGINT): INTERRUPTED}
+            dict(signals)
+            if signals is not None
+            else {int(signal.SIGINT): INTERRUPTED, int(signal.SIGTERM): TERMINATED}
         )
         self._previous: dict[int, Any] = {}
         self._hit: set[int] = set()
 
     def _handler(self, signum: int, frame: Any) -> None:
         if signum in self._hit:
-            raise KeyboardInterrupt
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         self._hit.add(signum)
         self._stop.request(self._signals[signum])
+
+    @staticmethod
+    def _ours(signum: int, current: Any) -> bool:
+        """Whether the handler in place may be replaced for the run (and put back after)."""
+        if signum == signal.SIGTERM:
+            return current is _raise_terminated
+        return current in (signal.default_int_handler, signal.SIG_DFL)
 
     def __enter__(self) -> SignalStop:
         if threading.current_thread() is not threading.main_thread():
@@ -149,7 +198,7 @@ class SignalStop:
         for signum in self._signals:
             with contextlib.suppress(ValueError, TypeError, OSError):
                 current = signal.getsignal(signum)
-                if current in (signal.default_int_handler, signal.SIG_DFL):
+                if self._ours(signum, current):
                     self._previous[signum] = signal.signal(signum, self._handler)
         return self
 

@@ -46,12 +46,14 @@ from synckit.report import Abort, SyncReport
 from synckit.sync.discover import Discovery, KeyFilter, LookupJob, Pending, Snapshot
 from synckit.sync.execute import (
     INTERRUPTED,
+    TERMINATED,
     Executor,
     Job,
     ListPage,
     SignalStop,
     Stop,
     Tally,
+    Terminated,
     skipped,
 )
 from synckit.sync.flows import FlowOptions, drive, lookup_flow, step_flow
@@ -110,6 +112,9 @@ class RunOptions:
     in_flight_limit: Callable[[], int] | None = None
     #: more keyword arguments for synckit.validate (defaults, values, invalid_fields, ...)
     validate_options: Mapping[str, Any] = field(default_factory=dict)
+    #: more fields for the ``run_started`` log event (the command line's options);
+    #: names that look like secrets are left out.
+    log_fields: Mapping[str, Any] = field(default_factory=dict)
 
     def checked(self) -> RunOptions:
         """The options, or a :class:`ConfigError` for the first one that cannot work."""
@@ -556,6 +561,7 @@ class _Run:
                     self.run_id = self.ledger.begin_run(
                         source=opts.source or source.description, options=opts.ledger_options()
                     )
+                self._log_started(source)
                 salt = "" if self.ledger is not None and not opts.dry_run else self.run_id
                 limit = opts.in_flight_limit or _default_limit(self.client, opts.workers)
                 self.executor = Executor(
@@ -586,12 +592,16 @@ class _Run:
                             self._sync(source, bar)
                         except KeyboardInterrupt as exc:
                             interrupt = exc
-                            self.stop.request(INTERRUPTED)
+                            self.stop.request(
+                                TERMINATED if isinstance(exc, Terminated) else INTERRUPTED
+                            )
+                            # The first signal's reason (SIGTERM or Ctrl-C) names the rows.
+                            stopped = self.stop.reason or INTERRUPTED
                             if self._phase == "send":
-                                self._skip_current(INTERRUPTED)
-                                self._skip_rest(source, INTERRUPTED)
+                                self._skip_current(stopped)
+                                self._skip_rest(source, stopped)
                             else:
-                                self._skip_all(source, INTERRUPTED)
+                                self._skip_all(source, stopped)
                         except Exception as exc:
                             # e.g. a chunk that cannot be read half-way through a stream: rows
                             # already sent were changed in the platform and must be reported.
@@ -641,7 +651,7 @@ class _Run:
         report.discovery = stats
         why = self.stop.reason
         if interrupt is not None or (why is not None and why.code == "interrupted"):
-            stopped_by = interrupt or KeyboardInterrupt()
+            stopped_by = interrupt or (Terminated() if why == TERMINATED else KeyboardInterrupt())
             stopped_by.report = report  # type: ignore[attr-defined]
             raise stopped_by
         if self.error is not None:
@@ -651,6 +661,27 @@ class _Run:
             self.stop.error.report = report  # type: ignore[attr-defined]
             raise self.stop.error
         return report
+
+    def _log_started(self, source: Source) -> None:
+        """One ``run_started`` log event: a run killed later still left a trace with its id."""
+        from synckit.ledger import safe_options
+
+        opts = self.opts
+        options = safe_options({**opts.ledger_options(), **opts.log_fields})
+        logging.getLogger("synckit.run").info(
+            "sync %s started: %s",
+            self.run_id,
+            opts.source or source.description,
+            extra={
+                "event": "run_started",
+                "run_id": self.run_id,
+                "source": opts.source or source.description,
+                "dry_run": opts.dry_run,
+                "state": None if opts.state is None else os.fspath(opts.state),
+                "pid": os.getpid(),
+                "options": options,
+            },
+        )
 
     def _sync(self, source: Source, bar: _Progress) -> None:
         if source.rereadable:

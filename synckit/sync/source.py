@@ -303,7 +303,13 @@ def adapt(data: Any) -> Source:
     if isinstance(data, Validation):
         return _ValidationSource(data)
     if callable(data):
-        return _ChunkSource(data, rereadable=True, name=getattr(data, "__name__", "chunks"))
+        source = _ChunkSource(data, rereadable=True, name=getattr(data, "__name__", "chunks"))
+        # A function may say how many rows it reads (``fn.total = n``, an estimate is
+        # fine): the progress bar then has a total and an ETA while the input is scanned.
+        total = getattr(data, "total", None)
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            source.total = total
+        return source
     if isinstance(data, Iterator):
         return _ChunkSource(lambda: data, rereadable=False, name=type(data).__name__)
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes, Mapping)):
