@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from synckit.errors import ConfigError, InputError, SynckitError
+from synckit.report import DEFAULT_MAX_FAILURE_RATE
 
 #: Rows per chunk read from the file: bounded memory for files of any size (a 20k-row
 #: chunk's validation needs about 70 MB less peak memory than a 50k one).
@@ -49,6 +50,7 @@ _DEFAULTS: dict[str, Any] = {
     "set": None,
     "value": None,
     "invalid_fields": "reject",
+    "max_failure_rate": DEFAULT_MAX_FAILURE_RATE,
 }
 
 
@@ -60,9 +62,13 @@ def register(subparsers: Any) -> None:
         description=(
             "Validate FILE locally, create or update every valid row in the Contacts API, "
             "print a summary and write one report row per input row (default: "
-            "<stem>.report.csv beside FILE). Exit codes: 0 all rows created/updated/unchanged, "
-            "1 some rows invalid, failed or skipped, 2 usage/configuration/unreadable input "
-            "or state locked, 3 run aborted (credentials, permission), 130 interrupted."
+            "<stem>.report.csv beside FILE). Before sending, it checks the report and state "
+            "folders, the --map columns, the endpoint and the credential. Exit codes: 0 all "
+            "rows created/updated/unchanged, 1 some rows invalid, failed or skipped, 2 "
+            "usage/configuration/unreadable input or state locked, 3 the URL is not the "
+            "Contacts API or the credential is refused, 4 a bad night (the API refused more "
+            "than --max-failure-rate of the rows sent, or could not be reached), 130 "
+            "interrupted."
         ),
     )
     p.add_argument("file", metavar="FILE", help="contacts CSV")
@@ -121,6 +127,11 @@ def register(subparsers: Any) -> None:
         "--allow-insecure-http", action="store_true", default=None,
         help="allow a plain http:// base URL to a host other than loopback (the credential "
         "then travels unencrypted)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-failure-rate", type=float, metavar="SHARE",
+        help="exit 4 when the API refused more than this share of the rows sent, with at "
+        f"least 10 failed ({DEFAULT_MAX_FAILURE_RATE}; 1 turns it off)",
     )  # fmt: skip
     p.add_argument("--config", metavar="PATH", help="TOML file with any of these options")
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (text)")
@@ -294,9 +305,11 @@ def run(args: argparse.Namespace) -> int:
     }
     # bad values fail here, before any request or ledger entry
     check_options(region_column="country", **validate_options)
+    columns = _mapping(opts["map"])
+    max_failure_rate = _share(opts["max_failure_rate"])
+    _preflight_files(source, columns, report_path, opts)
     _use_system_allocator_for_arrow()
     client = make_client(opts)
-    columns = _mapping(opts["map"])
     chunk_size = int(opts["chunk_size"])
     read_before = False
 
@@ -325,6 +338,7 @@ def run(args: argparse.Namespace) -> int:
             duplicates=str(opts["duplicates"]),
             source=str(source),
             validate_options=validate_options,
+            max_failure_rate=max_failure_rate,
         )
     except KeyboardInterrupt as exc:
         interrupted = getattr(exc, "report", None) or last_report()
@@ -348,6 +362,26 @@ def run(args: argparse.Namespace) -> int:
     _write(report, report_path, fmt)
     _log_result(report, fmt)
     return int(report.exit_code())
+
+
+def _share(value: Any) -> float:
+    """``--max-failure-rate`` / ``max_failure_rate`` as a share from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"--max-failure-rate must be a share from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def _preflight_files(
+    source: Path, columns: dict[str, str] | None, report: Path, opts: dict[str, Any]
+) -> None:
+    """Configuration a night would trip on, before the client exists (exit 2, nothing
+    sent): the report and state folders, and every mapped column in the file's header.
+    The endpoint and the credential are checked by the run, before its first request."""
+    from synckit.sync.preflight import file_columns, preflight
+
+    headers, unmatched = file_columns(source, columns) if columns else ([], [])
+    state = None if opts["dry_run"] else opts["state"]  # a dry run never writes the ledger
+    preflight(report=report, state=state, mapped=unmatched, headers=headers).raise_for_problems()
 
 
 def _shown(chunks: Any, fmt: str) -> Any:

@@ -42,7 +42,7 @@ import pandas as pd
 from synckit._rows import check_duplicates
 from synckit.config import redact
 from synckit.errors import ConfigError, InputError, StateLockedError, SynckitError
-from synckit.report import Abort, SyncReport
+from synckit.report import DEFAULT_MAX_FAILURE_RATE, Abort, SyncReport
 from synckit.sync.discover import Discovery, KeyFilter, LookupJob, Pending, Snapshot
 from synckit.sync.execute import (
     INTERRUPTED,
@@ -108,6 +108,11 @@ class RunOptions:
     duplicates: str = "last"
     source: str | None = None
     in_flight_limit: Callable[[], int] | None = None
+    #: check the endpoint and credential before the first request, the state folder
+    #: before the ledger is opened (synckit.sync.preflight)
+    preflight: bool = True
+    #: a finished run whose share of refused rows exceeds this exits 4 (None: never)
+    max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE
     #: more keyword arguments for synckit.validate (defaults, values, invalid_fields, ...)
     validate_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -133,6 +138,20 @@ class RunOptions:
         if self.in_flight_limit is not None and not callable(self.in_flight_limit):
             raise ConfigError("in_flight_limit must be a function returning a whole number")
         _region(self.default_region)  # a bad region fails here, before the ledger hears of it
+        rate = self.max_failure_rate
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1
+        ):
+            raise ConfigError(f"max_failure_rate must be a share from 0 to 1, not {rate!r}")
+        if self.preflight and self.state is not None and not self.dry_run:
+            from synckit.sync.preflight import check_paths
+
+            # A missing state folder is configuration (exit 2), found before any request.
+            problems = check_paths(state=self.state)
+            if problems:
+                from synckit.sync.preflight import PreflightError
+
+                raise PreflightError(problems)
         return self
 
     def ledger_options(self) -> dict[str, Any]:
@@ -565,6 +584,7 @@ class _Run:
                     stop=self.stop,
                     salt=salt,
                     claim=self._claim,
+                    preflight=opts.preflight,
                 )
                 self.discovery = Discovery(
                     self.snapshot,
@@ -614,6 +634,7 @@ class _Run:
                 finally:
                     self.executor.close(wait=interrupt is None and self.error is None)
                 report = self.recorder.build(started=started, aborted=self.stop.reason)
+                report.max_failure_rate = opts.max_failure_rate
                 if self.ledger is not None and not opts.dry_run:
                     with contextlib.suppress(SynckitError, OSError):
                         self.ledger.end_run(
