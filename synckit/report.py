@@ -101,8 +101,10 @@ class Abort:
 
     ``code`` is stable and machine-readable (``interrupted``, ``unreachable``,
     ``permission_denied``, ``auth_error``, ``invalid_client``, ``invalid_scope``,
-    ``run_failed``); ``message`` says it for people; ``exit_code`` is what the
-    command line exits with (3: credentials or permission, 1: anything else).
+    ``not_contacts_api``, ``tls_error``, ``unavailable``, ``run_failed``);
+    ``message`` says it for people; ``exit_code`` is what the command line
+    exits with (3: the endpoint or the credential is wrong, 4: unreachable or
+    unavailable, 2: configuration, 1: anything else).
     ``str()`` gives ``"code: message"``.
 
     Example:
@@ -321,7 +323,7 @@ class SyncReport:
     ``errors`` has columns :data:`ERROR_FIELDS`; ``failed_input`` holds the
     input rows whose status is invalid, failed or skipped. ``aborted`` is
     ``None`` or an :class:`Abort` saying why the run stopped early; its
-    ``exit_code`` is :meth:`exit_code` (3 for credentials or permission). A
+    ``exit_code`` is :meth:`exit_code` (3 for the endpoint or credentials). A
     plain string is taken as an :class:`Abort` with that code and exit code 1.
 
     Example:

@@ -6,7 +6,9 @@ function ``(args) -> int`` (the exit code). The work itself is always a
 library call a notebook can make too.
 
 Exit codes: 0 success, 1 some rows invalid/failed/skipped, 2 usage,
-configuration or unreadable input, 3 run aborted (credentials, permission).
+configuration or unreadable input, 3 the endpoint or credential is wrong
+(not the Contacts API, credentials, permission), 4 a bad night (the API
+refused most rows, or could not be reached).
 """
 
 from __future__ import annotations
