@@ -34,6 +34,7 @@ from synckit.sync import FOREIGN_AFTER, upsert
 from synckit.sync.preflight import (
     check_mapping,
     check_paths,
+    endpoint_problem,
     file_columns,
     foreign_answer,
     preflight,
@@ -419,6 +420,39 @@ def test_foreign_answers(
     raw = json.dumps(body) if isinstance(body, dict) else body
     err = error_from_response(status, raw, headers, method="POST", path=path)
     assert (foreign_answer(err) is not None) is foreign
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "code", "exit_code"),
+    [
+        (404, {"code": "not_found", "message": "No such endpoint"}, "application/json",
+         "not_contacts_api", 3),
+        (404, "<html><title>404 Not Found</title></html>", "text/html", "not_contacts_api", 3),
+        (501, "<html><title>501</title></html>", "text/html", "not_contacts_api", 3),
+        (401, {"code": "unauthorized", "message": "bad token"}, "application/json",
+         "auth_error", 3),
+        (403, {"code": "insufficient_scope", "message": "read only"}, "application/json",
+         "permission_denied", 3),
+        (503, {"code": "unavailable", "message": "maintenance"}, "application/json",
+         "unavailable", 4),
+        # The API itself, refusing in its own words: not a wrong URL; the rows will say why.
+        (422, {"code": "validation_failed", "message": "limit"}, "application/json", None, 0),
+    ],
+)  # fmt: skip
+def test_endpoint_problem_of_a_failed_check(
+    status: int, body: Any, content_type: str, code: str | None, exit_code: int
+) -> None:
+    raw = json.dumps(body) if isinstance(body, dict) else body
+    err = error_from_response(
+        status, raw, {"Content-Type": content_type}, method="GET", path="/contacts"
+    )
+    client = Client("http://127.0.0.1:9/v1", token="t")
+    problem = endpoint_problem(err, client)
+    if code is None:
+        assert problem is None
+    else:
+        assert problem is not None and (problem.code, problem.exit_code) == (code, exit_code)
+        assert "http://127.0.0.1:9/v1" in problem.message or problem.check == "credentials"
 
 
 # --------------------------------------------------------------------------- non-healing retries

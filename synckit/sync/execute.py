@@ -348,7 +348,9 @@ class Executor:
             try:
                 return self._call(ask)
             except APIError as err:
-                self.stop.request(endpoint_problem(err, self.client).abort(), err)
+                problem = endpoint_problem(err, self.client)
+                if problem is not None:
+                    self.stop.request(problem.abort(), err)
                 raise
             finally:
                 self._checked = True

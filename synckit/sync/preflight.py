@@ -339,13 +339,15 @@ def foreign_answer(err: BaseException | None) -> tuple[int | None, str | None, s
     return (status, err.code, err.message[:120])
 
 
-def endpoint_problem(err: APIError, client: Any) -> Problem:
+def endpoint_problem(err: APIError, client: Any) -> Problem | None:
     """The :class:`Problem` a failed ``GET /contacts?limit=1`` (or first listing page) shows.
 
     401/403 are the credential (the same :class:`~synckit.report.Abort` a run
-    gets mid-way); no answer or a busy platform is ``unreachable`` /
-    ``unavailable`` (exit 4: try again, or alert if it lasts); anything else
-    says the URL is not the Contacts API (exit 3).
+    gets mid-way); an answer no Contacts API gives (:func:`foreign_answer`)
+    says the URL is not the Contacts API (exit 3); no answer or a busy
+    platform is ``unreachable`` / ``unavailable`` (exit 4: try again, or alert
+    if it lasts). Another error in the contract's own words (a ``422``, say)
+    is None: the API is there and said why, and the rows will say it too.
     """
     from synckit.sync.execute import abort_for
 
@@ -367,20 +369,22 @@ def endpoint_problem(err: APIError, client: Any) -> Problem:
             f"{url} cannot be reached ({err.message}); nothing was sent",
             BAD_NIGHT_EXIT,
         )
-    if err.status in _UNAVAILABLE and foreign_answer(err) is None:
+    if foreign_answer(err) is not None or err.status is None:
+        return Problem(
+            "endpoint",
+            NOT_CONTACTS_API,
+            f"{url} does not answer like the Contacts API: GET {url}/contacts gave "
+            f"{_what_came_back(err)}{_hint(err, url)}",
+            ENDPOINT_EXIT,
+        )
+    if err.status in _UNAVAILABLE:
         return Problem(
             "endpoint",
             "unavailable",
             f"{url}/contacts is not available ({_what_came_back(err)}); nothing was sent",
             BAD_NIGHT_EXIT,
         )
-    return Problem(
-        "endpoint",
-        NOT_CONTACTS_API,
-        f"{url} does not answer like the Contacts API: GET {url}/contacts gave "
-        f"{_what_came_back(err)}{_hint(err, url)}",
-        ENDPOINT_EXIT,
-    )
+    return None
 
 
 def streak_problem(err: APIError, client: Any, rows: int) -> Problem:
@@ -398,7 +402,8 @@ def streak_problem(err: APIError, client: Any, rows: int) -> Problem:
 
 def check_endpoint(client: Client) -> Problem | None:
     """One authenticated ``GET /contacts?limit=1``; a :class:`Problem` unless it answers a
-    page of contacts (``{"data": [...], "next_cursor": ...}``) with the credential accepted.
+    page of contacts (``{"data": [...], "next_cursor": ...}``) with the credential accepted
+    (or another error in the contract's words: see :func:`endpoint_problem`).
 
     Example:
         >>> check_endpoint(client)  # the sandbox                  # doctest: +SKIP
