@@ -246,7 +246,7 @@ def test_map_column_missing_from_header_exits_2_with_suggestion(
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert (
-        "--map source column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)"
+        "mapped column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)"
         in done.stderr
     )
     assert sandbox.request_log() == [] and sandbox.contacts() == []
@@ -267,9 +267,30 @@ def test_validate_warns_with_the_same_words(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "synckit", "validate", str(src), "--map", "Mobile=phone_number"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert (
-        "warning: --map source column not in the file's header: 'Mobile' "
+        "warning: mapped column not in the file's header: 'Mobile' "
         "(did you mean 'Mobile Phone'?)" in done.stderr
     )
+
+
+def test_upsert_of_a_frame_read_with_a_missing_column_sends_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import synckit
+    from synckit.sync import PreflightError
+
+    src = write_csv(tmp_path / "people.csv", 5)
+    inputs: list[Any] = [
+        synckit.read_csv(src, columns={"Mobile": "phone_number"}),  # one frame
+        lambda: synckit.read_csv(src, columns={"Mobile": "phone_number"}, chunksize=2),
+        synckit.read_csv(src, columns={"Mobile": "phone_number"}, chunksize=2),  # one pass
+    ]
+    with Client(sandbox.url, token=sandbox.token) as client:
+        for data in inputs:
+            with pytest.raises(PreflightError) as info:
+                upsert(data, client, progress=False)
+            assert [(p.code, p.exit_code) for p in info.value.problems] == [("unknown_column", 2)]
+            assert "'Mobile' (did you mean 'Mobile Phone'?)" in str(info.value)
+    assert sandbox.request_log() == []
 
 
 # --------------------------------------------------------------------------- loud bad nights
@@ -370,8 +391,8 @@ def test_check_mapping_names_each_missing_column() -> None:
     headers = ["E-mail Address", "Mobile Phone", "First Name", "Notes"]
     found = check_mapping([" e-mail address ", "Mobile", "Zip"], headers)
     assert [p.message for p in found] == [
-        "--map source column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)",
-        "--map source column not in the file's header: 'Zip'",
+        "mapped column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)",
+        "mapped column not in the file's header: 'Zip'",
     ]
     assert check_mapping(["First Name"], headers) == []
 

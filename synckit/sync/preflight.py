@@ -31,7 +31,7 @@ Example:
     >>> p.ok, p.exit_code, p.problems[0].code
     (False, 2, 'unknown_column')
     >>> print(p.problems[0].message)
-    --map source column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)
+    mapped column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ __all__ = [
     "endpoint_problem",
     "file_columns",
     "foreign_answer",
+    "frame_mapping_problems",
     "preflight",
     "streak_problem",
 ]
@@ -225,7 +226,7 @@ def check_mapping(mapped: Iterable[str], headers: Iterable[str]) -> list[Problem
 
     Example:
         >>> [p.message for p in check_mapping(["Email", "Mobile"], ["email", "Mobile Phone"])]
-        ["--map source column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)"]
+        ["mapped column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)"]
     """
     names = [str(h) for h in headers]
     folded = {n.strip().casefold() for n in names}
@@ -234,7 +235,7 @@ def check_mapping(mapped: Iterable[str], headers: Iterable[str]) -> list[Problem
         Problem(
             "mapping",
             "unknown_column",
-            f"--map source column not in the file's header: {missing}",
+            f"mapped column not in the file's header: {missing}",
             CONFIG_EXIT,
         )
         for missing in missing_columns(lacking, names)
@@ -265,14 +266,34 @@ def file_columns(
         close = getattr(reader, "close", None)
         if close is not None:
             close()
-    attrs = first.attrs
-    headers = [
-        *attrs.get("columns", {}),
-        *attrs.get("custom_columns", {}),
+    return _headers_of(first.attrs), list(first.attrs.get("unmatched_columns", []))
+
+
+def _headers_of(attrs: Mapping[str, Any]) -> list[str]:
+    """The file's header names, from what :func:`synckit.read_csv` records in ``attrs``."""
+    return [
+        *(attrs.get("columns") or {}),
+        *(attrs.get("custom_columns") or {}),
         *([attrs["json_column"]] if attrs.get("json_column") else []),
-        *attrs.get("ignored_columns", []),
+        *(attrs.get("ignored_columns") or []),
     ]
-    return headers, list(attrs.get("unmatched_columns", []))
+
+
+def frame_mapping_problems(frame: Any) -> list[Problem]:
+    """:func:`check_mapping` for a frame :func:`synckit.read_csv` read with ``columns=``:
+    its ``attrs`` say which mapped columns the file lacked (none for other frames).
+
+    Example:
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"email": ["a@x.io"]})
+        >>> df.attrs = {"columns": {"Mail": "email"}, "unmatched_columns": ["Mobil"],
+        ...             "ignored_columns": ["Mobile Phone"]}
+        >>> [p.code for p in frame_mapping_problems(df)]
+        ['unknown_column']
+    """
+    attrs = getattr(frame, "attrs", None) or {}
+    unmatched = attrs.get("unmatched_columns") or []
+    return check_mapping(unmatched, _headers_of(attrs)) if unmatched else []
 
 
 # --------------------------------------------------------------------------- the endpoint

@@ -327,6 +327,7 @@ class _Run:
             for chunk in source.chunks(duplicates="keep", validate=self._validate):
                 if self.stop.requested:  # Ctrl-C while reading: nothing was sent yet
                     break
+                self._check_mapping(chunk)
                 sizes.append(chunk.n)
                 reading.update(chunk.n)
                 parts.append(self._scan_keys(chunk))
@@ -376,6 +377,17 @@ class _Run:
         keep_filter = KeyFilter.of(emails, phones)
         del keys, emails, phones
         return _Scan(rejected, pending, keep_filter, sizes)
+
+    def _check_mapping(self, chunk: Chunk) -> None:
+        """Preflight: a first chunk read with ``columns=`` that lacks a mapped column stops
+        the run before anything is sent (the CLI checks this before the run starts)."""
+        if not self.opts.preflight or chunk.start != 0 or chunk.raw is None:
+            return
+        from synckit.sync.preflight import PreflightError, frame_mapping_problems
+
+        problems = frame_mapping_problems(chunk.raw)
+        if problems:
+            raise PreflightError(problems)
 
     @staticmethod
     def _scan_keys(chunk: Chunk) -> pd.DataFrame:
@@ -700,6 +712,7 @@ class _Run:
                     break
         else:
             for chunk in source.chunks(duplicates=self.opts.duplicates, validate=self._validate):
+                self._check_mapping(chunk)
                 self._send_chunk(self._reject_seen(chunk), discover=True)
                 if self.stop.requested:
                     self._skip_current(self.stop.reason or INTERRUPTED)
