@@ -309,6 +309,20 @@ def test_most_rows_refused_exits_4(sandbox_factory: Callable[..., Sandbox], tmp_
     assert again.returncode == 1, again.stderr
 
 
+def test_max_failure_rate_from_the_config_file(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sb = sandbox_factory(contact_limit=0)  # every create refused: 12 of 12 failed
+    src = write_csv(tmp_path / "people.csv", 12)
+    config = tmp_path / "synckit.toml"
+    config.write_text("[sync]\nmax_failure_rate = 1\n")
+    assert sync(src, sb.url, sb.token, "--config", str(config)).returncode == 1
+    assert sync(src, sb.url, sb.token).returncode == 4  # the default, 0.5
+    config.write_text('[sync]\nmax_failure_rate = "half"\n')
+    wrong = sync(src, sb.url, sb.token, "--config", str(config))
+    assert wrong.returncode == 2 and "max_failure_rate must be" in wrong.stderr
+
+
 def test_failure_rate_counts_only_rows_sent() -> None:
     rows = [{"row": r, "status": "unchanged"} for r in range(2, 1002)]
     rows += [{"row": r, "status": "failed"} for r in range(1002, 1012)]
