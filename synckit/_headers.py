@@ -55,11 +55,14 @@ __all__ = [
     "NOT_A_PHONE_LABELS",
     "TARGETS",
     "Match",
+    "MissingColumn",
     "Suggestion",
     "detect_layout",
     "header_key",
     "is_footer_text",
     "label_kind",
+    "missing_columns",
+    "nearest_header",
     "recognise",
     "suggest",
 ]
@@ -400,3 +403,51 @@ def is_footer_text(text: object) -> bool:
         True
     """
     return bool(_FOOTER.search(str(text)))
+
+
+def nearest_header(name: object, headers: Iterable[object]) -> str | None:
+    """The header of ``headers`` closest to ``name`` (a mapped column the file lacks), or None.
+
+    Compared on :func:`header_key` forms with rapidfuzz's ``WRatio`` (at least 60
+    of 100), which also scores a header that contains the name whole: a map for
+    ``Mobile`` against a file that says ``Mobile Phone`` finds it.
+
+    Example:
+        >>> nearest_header("Mobile", ["E-mail Address", "Mobile Phone", "First Name"])
+        'Mobile Phone'
+        >>> nearest_header("Mobile", ["Notes"]) is None
+        True
+    """
+    keyed = {header_key(h): str(h) for h in headers if header_key(h)}
+    key = header_key(name)
+    if not key or not keyed:
+        return None
+    best = process.extractOne(key, list(keyed), scorer=fuzz.WRatio, score_cutoff=60)
+    return keyed[best[0]] if best is not None else None
+
+
+@dataclass(frozen=True)
+class MissingColumn:
+    """A mapped source column the file does not have, and the header it may have meant."""
+
+    name: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
+        return f"{self.name!r}{hint}"
+
+
+def missing_columns(unmatched: Iterable[object], headers: Iterable[object]) -> list[MissingColumn]:
+    """Each mapped column in ``unmatched`` with the nearest of the file's ``headers``.
+
+    One implementation for ``synckit validate`` (a warning) and ``synckit sync``
+    (a preflight error: a column renamed upstream would otherwise leave a field
+    empty on every contact, silently, every night).
+
+    Example:
+        >>> [str(m) for m in missing_columns(["Mobile"], ["E-mail", "Mobile Phone"])]
+        ["'Mobile' (did you mean 'Mobile Phone'?)"]
+    """
+    names = [str(h) for h in headers]
+    return [MissingColumn(str(u), nearest_header(u, names)) for u in unmatched]

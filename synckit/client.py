@@ -365,6 +365,7 @@ class Client:
             or f"synckit/{__version__} python-requests/{requests.__version__}",
         }
         self._closed = False
+        self._endpoint_verified = False
 
     # ------------------------------------------------------------------ setup
 
@@ -400,6 +401,18 @@ class Client:
                 )
             overrides.update(token=token, client_id=cid, client_secret=secret)
         return cls(base_url, **overrides)
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL as it may be shown in a message (without any ``user:password@``)."""
+        return self._shown_url
+
+    @property
+    def endpoint_verified(self) -> bool:
+        """True once this client got a page of contacts in the contract's shape from its
+        base URL with its credential: the endpoint is the Contacts API (a run's preflight
+        then needs no request of its own)."""
+        return self._endpoint_verified
 
     @property
     def auth_kind(self) -> str:
@@ -544,9 +557,28 @@ class Client:
         params = {"limit": str(limit)}
         if cursor:
             params["cursor"] = cursor
-        body = self._json(self._call("GET", "/contacts", params=params))
-        nxt = body.get("next_cursor")
-        return list(body.get("data") or []), (str(nxt) if nxt and nxt != cursor else None)
+        resp = self._call("GET", "/contacts", params=params)
+        body = self._json(resp)
+        data, nxt = body.get("data"), body.get("next_cursor")
+        if not (
+            isinstance(data, list)
+            and all(isinstance(c, dict) for c in data)
+            and (nxt is None or isinstance(nxt, str))
+        ):
+            # Some other JSON API: read as "no contacts", every row would be created anew.
+            keys = ", ".join(sorted(map(str, body))[:6]) or "none"
+            raise APIError(
+                f"HTTP {resp.status_code} answer is not a page of contacts (no 'data' list of "
+                f"contacts and 'next_cursor'; its keys: {keys})",
+                status=resp.status_code,
+                code="not_contacts_page",
+                request_id=resp.headers.get("X-Request-Id"),
+                method="GET",
+                path="/contacts",
+                content_type=resp.headers.get("Content-Type"),
+            )
+        self._endpoint_verified = True
+        return list(data), (str(nxt) if nxt and nxt != cursor else None)
 
     def iter_contacts(self, limit: int = 100) -> Iterator[dict[str, Any]]:
         """Every contact, oldest first, fetched ``limit`` per page (follows ``next_cursor``).
@@ -588,10 +620,16 @@ class Client:
         except ValueError:
             body = None
         if not isinstance(body, dict):
+            content_type = resp.headers.get("Content-Type")
             raise APIError(
-                f"HTTP {resp.status_code} answer is not a JSON object",
+                f"HTTP {resp.status_code} answer is not a JSON object "
+                f"(Content-Type {content_type or 'missing'}: {_snippet(resp.content)!r})",
                 status=resp.status_code,
+                code="not_json",
                 request_id=resp.headers.get("X-Request-Id"),
+                method=resp.request.method if resp.request is not None else None,
+                path=urlsplit(resp.url).path if resp.url else None,
+                content_type=content_type,
             )
         return body
 
@@ -839,7 +877,7 @@ class Client:
                     gate.release(latency, signal)
             if resp is None:
                 assert failure is not None
-                if not isinstance(failure, _TRANSIENT_TRANSPORT):
+                if not isinstance(failure, _TRANSIENT_TRANSPORT) or _never_heals(failure):
                     self._finish(record, method, path, None, None, attempts, False, started)
                     raise TransportError(
                         f"request to {self._host} failed: {_describe(failure)}",
@@ -940,7 +978,8 @@ class Client:
             # A 429 was not processed: safe to repeat whatever the method.
             isinstance(err, RateLimited)
             or (isinstance(err, Conflict) and err.code == "request_in_progress")
-            or (isinstance(err, ServerError) and idempotent)
+            # 501/505 say "never" (retryable=False): repeating them only wastes the window.
+            or (isinstance(err, ServerError) and idempotent and err.retryable)
         ):
             return None
         after = err.retry_after
@@ -993,6 +1032,30 @@ class Client:
         )
 
 
+def _never_heals(exc: requests.RequestException) -> bool:
+    """A TLS failure that repeating cannot fix: a certificate that does not verify, or no
+    protocol version both sides accept (requests reports both as ``SSLError``, a kind of
+    ``ConnectionError``). A TLS handshake cut short by the network (EOF, reset) may heal."""
+    if not isinstance(exc, requests.exceptions.SSLError):
+        return False
+    text = str(exc).upper()
+    return any(
+        mark in text
+        for mark in (
+            "CERTIFICATE_VERIFY_FAILED",
+            "CERTIFICATE VERIFY FAILED",
+            "HOSTNAME MISMATCH",
+            "UNSUPPORTED_PROTOCOL",
+            "UNSUPPORTED PROTOCOL",
+            "VERSION",  # TLSV1_ALERT_PROTOCOL_VERSION, WRONG_VERSION_NUMBER, NO_PROTOCOLS...
+            "NO_PROTOCOLS_AVAILABLE",
+            "NO PROTOCOLS AVAILABLE",
+            "WRONG_SSL_VERSION",
+            "HANDSHAKE_FAILURE",  # no common cipher: configuration, not weather
+        )
+    )
+
+
 def _describe(exc: BaseException) -> str:
     """A short, secret-free description of a transport failure.
 
@@ -1013,6 +1076,12 @@ def _describe(exc: BaseException) -> str:
     if len(text) > 200:
         text = text[:200] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _snippet(content: bytes, limit: int = 80) -> str:
+    """The start of a body as one short line of text (what came back, for a message)."""
+    text = " ".join(content[: limit * 4].decode("utf-8", "replace").split())
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def _without_frames(exc: BaseException) -> BaseException:

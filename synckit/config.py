@@ -62,6 +62,7 @@ _TYPES: Final[Mapping[str, type | tuple[type, ...]]] = {
     "state": str,
     "rate_store": str,
     "retry_failed": bool,
+    "max_failure_rate": (int, float),  # a share from 0 to 1 (issue 12: loud bad nights)
     "allow_resubscribe": bool,
     "allow_insecure_http": bool,
     "log_format": str,

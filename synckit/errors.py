@@ -26,6 +26,7 @@ from typing import Any
 from synckit._secrets import redact, redact_data
 
 __all__ = [
+    "NON_HEALING_STATUSES",
     "APIError",
     "AuthError",
     "BusinessRuleError",
@@ -104,6 +105,7 @@ class APIError(SynckitError):
         path: str | None = None,
         attempts: int = 1,
         body: Any = None,
+        content_type: str | None = None,
     ) -> None:
         # Built from a server's answer, which may echo the credential back: masked here,
         # once, so that str(), the report, the logs and to_dict() all get the masked text.
@@ -122,6 +124,9 @@ class APIError(SynckitError):
         self.path = path
         self.attempts = attempts
         self.body = redact_data(body)
+        #: The answer's ``Content-Type`` (None when no answer arrived): an HTML page where
+        #: JSON was due says the URL points at something that is not the API.
+        self.content_type = content_type
 
     def message_with_details(self) -> str:
         """``message`` followed by the field problems in ``details``, if any.
@@ -217,7 +222,12 @@ class RateLimited(APIError):
 
 
 class ServerError(APIError):
-    """5xx: a platform fault; worth retrying when the request is idempotent."""
+    """5xx: a platform fault; worth retrying when the request is idempotent.
+
+    Except :data:`NON_HEALING_STATUSES` (``501 Not Implemented``, ``505 HTTP
+    Version Not Supported``): the server says it cannot do this kind of
+    request at all, so ``retryable`` is False and no client repeats it.
+    """
 
     default_retryable = True
 
@@ -231,6 +241,11 @@ class TransportError(APIError):
 
     default_retryable = True
 
+
+#: 5xx answers that say "never", not "not now": 501 (the server does not implement
+#: the method or path, e.g. a plain web server that is not the API) and 505 (it
+#: will not speak this HTTP version). Repeating the request cannot change them.
+NON_HEALING_STATUSES: frozenset[int] = frozenset({501, 505})
 
 _BY_CODE: dict[str, type[APIError]] = {
     "validation_failed": ValidationFailed,
@@ -404,6 +419,7 @@ def error_from_response(
         "path": path,
         "attempts": attempts,
         "body": parsed if parsed is not None else body,
+        "content_type": headers.get("content-type"),
     }
     retry_after = parse_retry_after(headers.get("retry-after"))
     if cls is Conflict:
@@ -415,6 +431,8 @@ def error_from_response(
             retryable=in_progress,
             **kwargs,
         )
+    if cls is ServerError and status in NON_HEALING_STATUSES:
+        return ServerError(str(message), retry_after=retry_after, retryable=False, **kwargs)
     if cls in (RateLimited, ServerError):
         return cls(str(message), retry_after=retry_after, **kwargs)
     return cls(str(message), **kwargs)

@@ -44,8 +44,11 @@ from synckit._rows import escape_surrogates, is_missing, json_text
 from synckit.errors import ConfigError
 
 __all__ = [
+    "BAD_NIGHT_EXIT",
+    "DEFAULT_MAX_FAILURE_RATE",
     "DRY_RUN_STATUSES",
     "ERROR_FIELDS",
+    "MIN_FAILED_FOR_RATE",
     "OK_STATUSES",
     "PROBLEM_STATUSES",
     "ROW_FIELDS",
@@ -82,6 +85,14 @@ DRY_RUN_STATUSES: Final = (
 OK_STATUSES: Final = frozenset({"created", "updated", "unchanged", "would_create", "would_update"})
 #: Statuses whose input rows go to ``failed_input`` / ``failed_rows()``.
 PROBLEM_STATUSES: Final = ("invalid", "failed", "skipped")
+#: Default :attr:`SyncReport.max_failure_rate`: a run in which the API refused more than
+#: half the rows it was sent is not a normal night (exit code 4).
+DEFAULT_MAX_FAILURE_RATE: Final = 0.5
+#: Fewer refused rows than this never make a bad night, whatever their share: three
+#: changes of which two failed is a row problem (exit 1), not a broken job.
+MIN_FAILED_FOR_RATE: Final = 10
+#: Exit code of a bad night: the API refused most rows, or could not be reached.
+BAD_NIGHT_EXIT: Final = 4
 
 
 @dataclass(frozen=True)
@@ -90,8 +101,10 @@ class Abort:
 
     ``code`` is stable and machine-readable (``interrupted``, ``unreachable``,
     ``permission_denied``, ``auth_error``, ``invalid_client``, ``invalid_scope``,
-    ``run_failed``); ``message`` says it for people; ``exit_code`` is what the
-    command line exits with (3: credentials or permission, 1: anything else).
+    ``not_contacts_api``, ``tls_error``, ``unavailable``, ``run_failed``);
+    ``message`` says it for people; ``exit_code`` is what the command line
+    exits with (3: the endpoint or the credential is wrong, 4: unreachable or
+    unavailable, 2: configuration, 130: Ctrl-C, 143: SIGTERM, 1: anything else).
     ``str()`` gives ``"code: message"``.
 
     Example:
@@ -310,7 +323,7 @@ class SyncReport:
     ``errors`` has columns :data:`ERROR_FIELDS`; ``failed_input`` holds the
     input rows whose status is invalid, failed or skipped. ``aborted`` is
     ``None`` or an :class:`Abort` saying why the run stopped early; its
-    ``exit_code`` is :meth:`exit_code` (3 for credentials or permission). A
+    ``exit_code`` is :meth:`exit_code` (3 for the endpoint or credentials). A
     plain string is taken as an :class:`Abort` with that code and exit code 1.
 
     Example:
@@ -331,6 +344,10 @@ class SyncReport:
     #: What learning the platform's contacts cost (``pages``, ``lookups``,
     #: ``listing_complete``), set by :func:`synckit.upsert`.
     discovery: dict[str, Any] | None = None
+    #: Above this share of refused rows (:meth:`failure_rate`, with at least
+    #: :data:`MIN_FAILED_FOR_RATE` failed) :meth:`exit_code` is 4; None: never.
+    #: :func:`synckit.upsert` sets it (default :data:`DEFAULT_MAX_FAILURE_RATE`).
+    max_failure_rate: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.aborted, str):
@@ -412,16 +429,53 @@ class SyncReport:
         statuses = self.rows["status"]
         return bool(statuses.isin(list(OK_STATUSES)).all())
 
+    def failure_rate(self) -> float:
+        """The share of rows sent that the API refused: ``failed`` over ``created +
+        updated + failed`` (a dry run: ``would_create + would_update + failed``).
+
+        Invalid rows were never sent and unchanged ones needed nothing, so they
+        do not dilute it: 12,000 unchanged rows and 40 of 40 changes refused is
+        a rate of 1.0.
+
+        Example:
+            >>> SyncReport.from_records([{"row": 2, "status": "created"},
+            ...     {"row": 3, "status": "failed"}, {"row": 4, "status": "failed"}],
+            ...     []).failure_rate()
+            0.6666666666666666
+        """
+        counts = self.counts()
+        failed = counts.get("failed", 0)
+        sent = failed + sum(
+            counts.get(s, 0) for s in ("created", "updated", "would_create", "would_update")
+        )
+        return failed / sent if sent else 0.0
+
+    @property
+    def too_many_failed(self) -> bool:
+        """True when :meth:`failure_rate` exceeds :attr:`max_failure_rate` and at least
+        :data:`MIN_FAILED_FOR_RATE` rows failed: a bad night (exit code 4)."""
+        limit = self.max_failure_rate
+        if limit is None or self.counts().get("failed", 0) < MIN_FAILED_FOR_RATE:
+            return False
+        return self.failure_rate() > limit
+
     def exit_code(self) -> int:
-        """The CLI's exit code: 0 ok, 1 some rows invalid/failed/skipped, or the aborted
-        run's own :attr:`Abort.exit_code` (3 for credentials or permission).
+        """The CLI's exit code: 0 ok, 1 some rows invalid/failed/skipped, 4 when the API
+        refused too many of the rows sent (:attr:`too_many_failed`), or the aborted run's
+        own :attr:`Abort.exit_code` (3 endpoint or credentials, 4 unreachable).
 
         Example:
             >>> SyncReport.empty(aborted=Abort("permission_denied", "403", 3)).exit_code()
             3
+            >>> bad = SyncReport.from_records([{"row": r, "status": "failed"}
+            ...                                for r in range(2, 14)], [], max_failure_rate=0.5)
+            >>> bad.exit_code(), bad.failure_rate()
+            (4, 1.0)
         """
         if self.aborted is not None:
             return int(self.aborted.exit_code)
+        if self.too_many_failed:
+            return BAD_NIGHT_EXIT
         return 0 if self.ok else 1
 
     def failed_rows(self) -> pd.DataFrame:
@@ -475,6 +529,8 @@ class SyncReport:
             "discovery": self.discovery,
             "counts": self.counts(),
             "ok": self.ok,
+            "failure_rate": round(self.failure_rate(), 4),
+            "max_failure_rate": self.max_failure_rate,
             "exit_code": self.exit_code(),
             "error_counts": {str(k): int(v) for k, v in by_code.items() if v},
             "errors": first,
@@ -650,6 +706,11 @@ class SyncReport:
         lines += [f"  {s:<{width}}  {int(n):>9,}" for s, n in counts.items()]
         if self.aborted:
             lines.append(f"  aborted: {self.aborted}")
+        elif self.too_many_failed:
+            lines.append(
+                f"  too many failed: {self.failure_rate():.0%} of the rows sent were refused "
+                f"(more than {self.max_failure_rate:.0%}): look at the platform or the job"
+            )
         if len(self.errors):
             codes = self.errors["code"].value_counts()
             shown = ", ".join(f"{k} ×{int(v)}" for k, v in codes.head(6).items() if v)

@@ -206,7 +206,7 @@ def test_json_log_has_run_started_and_run_finished_with_the_run_id(
 def test_an_error_is_a_run_failed_event_not_a_traceback(sandbox: Sandbox, tmp_path: Path) -> None:
     src = write_csv(tmp_path / "p.csv", 5)
     state = tmp_path / "state.db"
-    folder = tmp_path / "a-folder"  # --report names a folder: the report cannot be written
+    folder = tmp_path / "a-folder"  # --report names a folder: preflight refuses it
     folder.mkdir()
     env = sandbox_env(sandbox)
     done = run(["sync", str(src), *MAP, "--state", str(state), "--log-format", "json",
@@ -216,9 +216,32 @@ def test_an_error_is_a_run_failed_event_not_a_traceback(sandbox: Sandbox, tmp_pa
     events = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
     (failed,) = [e for e in events if e.get("event") == "run_failed"]
     assert failed["exit_code"] == 2 and str(folder) in failed["error_message"]
-    assert failed["error_type"] == "IsADirectoryError"
-    # If the run got as far as the ledger, `runs` says 2, the code the job really returned.
-    assert all(r["exit_code"] == 2 for r in runs_json(state, env)) if state.exists() else True
+    assert failed["error_type"] == "PreflightError"
+    assert sandbox.request_log() == [] and not state.exists()  # nothing sent, no run recorded
+
+
+def test_runs_records_the_exit_code_the_process_returned(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    # The report's folder passes preflight, then vanishes while the run is in flight: the
+    # run's own exit code would be 0, but the process returns 2 (report not written), and
+    # `runs` must say 2.
+    sb = sandbox_factory(latency_ms=40)
+    src = write_csv(tmp_path / "p.csv", 40)
+    state = tmp_path / "state.db"
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = start_sync(sb, src, state, "--log-format", "json", "--report", str(out / "r.csv"),
+                      "--workers", "1", "--batch-size", "1")  # fmt: skip
+    wait_for_posts(sb, proc, 1)
+    out.rmdir()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    events = [json.loads(line) for line in err.splitlines()]
+    (failed,) = [e for e in events if e.get("event") == "run_failed"]
+    assert failed["exit_code"] == 2 and str(out) in failed["error_message"]
+    assert [r["exit_code"] for r in runs_json(state, sandbox_env(sb))] == [2]
 
 
 def test_config_error_in_json_mode_is_one_json_line(tmp_path: Path) -> None:

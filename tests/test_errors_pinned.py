@@ -52,7 +52,7 @@ def proxy_page(status: int, phrase: str) -> bytes:
         (430, "error", APIError, False),  # not a registered status: no phrase
         (499, "error", APIError, False),
         (500, "Internal Server Error", ServerError, True),
-        (501, "Not Implemented", ServerError, True),
+        (501, "Not Implemented", ServerError, False),  # "never", not "not now" (issue 12)
         (502, "Bad Gateway", ServerError, True),
         (503, "Service Unavailable", ServerError, True),
         (504, "Gateway Timeout", ServerError, True),

@@ -24,6 +24,8 @@ import pytest
         "synckit.sync.flows",
         "synckit.sync.outcome",
         "synckit.sync.execute",
+        "synckit.sync.preflight",
+        "synckit._headers",
         "synckit.sync.record",
         "synckit._files",
         "synckit._secrets",

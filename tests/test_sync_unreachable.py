@@ -52,7 +52,8 @@ def test_unreachable_server_stops_the_run(free_port: int) -> None:
     assert len(skipped) == 299
     assert (skipped["error_code"] == "unreachable").all()
     assert report.aborted is not None and report.aborted.code == "unreachable"
-    assert report.exit_code() == 1  # credentials are fine: not 3
+    # Not 1 (a normal night), not 3 (credentials): 4, a night the platform never heard of.
+    assert report.exit_code() == 4
     assert elapsed < 10, elapsed  # 300 rows x 0.3 s retry window would be 22 s on 4 workers
     assert len(report.failed_rows()) == 300
     text = f"{report.aborted}{report.rows.to_csv()}{report.errors.to_csv()}{report}"
@@ -87,7 +88,12 @@ def test_unreachable_while_writing_stops_after_a_few_rows(
         assert upsert(data, live, state=state, progress=False).counts()["created"] == 100
     data["first_name"] = "Changed"
     with dead_client(free_port) as client:
-        report = upsert(data, client, state=state, workers=2, progress=False)
+        # By default the preflight check meets the dead server first: nothing is sent.
+        checked = upsert(data, client, state=state, workers=2, progress=False)
+        assert (checked.rows["status"] == "skipped").all()
+        assert checked.aborted is not None and checked.aborted.code == "unreachable"
+        # Without it, the writes meet it, and the breaker stops them after a few rows.
+        report = upsert(data, client, state=state, workers=2, progress=False, preflight=False)
     status = report.rows["status"]
     failed = report.rows[status == "failed"]
     skipped = report.rows[status == "skipped"]

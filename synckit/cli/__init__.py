@@ -6,9 +6,11 @@ function ``(args) -> int`` (the exit code). The work itself is always a
 library call a notebook can make too.
 
 Exit codes: 0 success, 1 some rows invalid/failed/skipped, 2 usage,
-configuration or unreadable input, 3 run aborted (credentials, permission),
-70 internal error (a bug), 130 interrupted (Ctrl-C), 141 the reader of stdout
-went away (``| head``), 143 stopped by SIGTERM.
+configuration or unreadable input, 3 the endpoint or credential is wrong
+(not the Contacts API, credentials, permission), 4 a bad night (the API
+refused most rows, or could not be reached), 70 internal error (a bug),
+130 interrupted (Ctrl-C), 141 the reader of stdout went away (``| head``),
+143 stopped by SIGTERM.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from synckit.cli._options import (
     sms_countries,
 )
 from synckit.errors import ConfigError, InputError, SynckitError
+from synckit.report import DEFAULT_MAX_FAILURE_RATE
 
 #: Rows per chunk read from the file: bounded memory for files of any size (a 20k-row
 #: chunk's validation needs about 70 MB less peak memory than a 50k one).
@@ -59,6 +61,7 @@ _DEFAULTS: dict[str, Any] = {
     "set": None,
     "value": None,
     "invalid_fields": "reject",
+    "max_failure_rate": DEFAULT_MAX_FAILURE_RATE,
 }
 
 
@@ -71,10 +74,13 @@ def register(subparsers: Any) -> None:
             "Validate FILE locally, create or update every valid row in the Contacts API, "
             "print a summary and write one report row per input row (default: "
             "<stem>.report.csv beside FILE; a dry run writes <stem>.plan.csv instead). "
-            "Exit codes: 0 all rows created/updated/unchanged, "
+            "Before sending, it checks the report and state folders, the --map columns, the "
+            "endpoint and the credential. Exit codes: 0 all rows created/updated/unchanged, "
             "1 some rows invalid, failed or skipped, 2 usage/configuration/unreadable input "
-            "or state locked, 3 run aborted (credentials, permission), 130 interrupted "
-            "(Ctrl-C), 143 stopped by SIGTERM."
+            "or state locked, 3 the URL is not the Contacts API or the credential is refused, "
+            "4 a bad night (the API refused more than --max-failure-rate of the rows sent, or "
+            "could not be reached), 70 internal error, 130 interrupted (Ctrl-C), 143 stopped "
+            "by SIGTERM."
         ),
     )
     # FILE, --config, --map, --region, --chunk-size, --duplicates, --sms-countries and the
@@ -129,6 +135,11 @@ def register(subparsers: Any) -> None:
         "--allow-insecure-http", action="store_true", default=None,
         help="allow a plain http:// base URL to a host other than loopback (the credential "
         "then travels unencrypted)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-failure-rate", type=float, metavar="SHARE",
+        help="exit 4 when the API refused more than this share of the rows sent, with at "
+        f"least 10 failed ({DEFAULT_MAX_FAILURE_RATE}; 1 turns it off)",
     )  # fmt: skip
     p.add_argument("--log-format", choices=("text", "json"), help="log line format (text)")
     p.set_defaults(func=run, _sync_parser=p)
@@ -338,9 +349,11 @@ def _run(args: argparse.Namespace, opts: dict[str, Any], source: Path, fmt: str)
     }
     # bad values fail here, before any request or ledger entry
     check_options(region_column="country", **validate_options)
+    columns = mapping(opts["map"])
+    max_failure_rate = _share(opts["max_failure_rate"])
+    _preflight_files(source, columns, target if isinstance(target, Path) else None, opts)
     _use_system_allocator_for_arrow()
     client = make_client(opts)
-    columns = mapping(opts["map"])
     chunk_size = int(opts["chunk_size"])
     read_before = False
 
@@ -382,6 +395,7 @@ def _run(args: argparse.Namespace, opts: dict[str, Any], source: Path, fmt: str)
             source=shown,
             validate_options=validate_options,
             log_fields=log_fields,
+            max_failure_rate=max_failure_rate,
         )
     except KeyboardInterrupt as exc:
         # Ctrl-C or SIGTERM: the engine stopped cleanly and hands over the report.
@@ -406,6 +420,29 @@ def _run(args: argparse.Namespace, opts: dict[str, Any], source: Path, fmt: str)
     _remember_run(args, opts, report)
     output.finish(report, shown)
     return int(report.exit_code())
+
+
+def _share(value: Any) -> float:
+    """``--max-failure-rate`` / ``max_failure_rate`` as a share from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"--max-failure-rate must be a share from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def _preflight_files(
+    source: Path,
+    columns: Mapping[str, str | None] | None,
+    report: Path | None,
+    opts: dict[str, Any],
+) -> None:
+    """Configuration a night would trip on, before the client exists (exit 2, nothing
+    sent): the report and state folders, and every mapped column in the file's header.
+    The endpoint and the credential are checked by the run, before its first request."""
+    from synckit.sync.preflight import file_columns, preflight
+
+    headers, unmatched = file_columns(source, columns) if columns else ([], [])
+    state = None if opts["dry_run"] else opts["state"]  # a dry run never writes the ledger
+    preflight(report=report, state=state, mapped=unmatched, headers=headers).raise_for_problems()
 
 
 def _shown(chunks: Any, fmt: str) -> Any:

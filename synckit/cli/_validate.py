@@ -156,8 +156,12 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{shown}: {result}", file=out)
         if result.unmatched_columns:
-            names = ", ".join(repr(c) for c in result.unmatched_columns)
-            print(f"warning: --map columns not in the file: {names}", file=sys.stderr)
+            # The same finding (and suggestions) as sync's preflight, where it is an error.
+            from synckit.sync.preflight import check_mapping, file_columns
+
+            headers, _ = file_columns(source, mapping(opts["map"]))
+            for problem in check_mapping(result.unmatched_columns, headers):
+                print(f"warning: {problem.message}", file=sys.stderr)
         if result.ignored_columns:
             names = ", ".join(repr(c) for c in result.ignored_columns)
             print(f"ignored columns (not sent): {names}", file=out)

@@ -10,7 +10,9 @@ The package's modules follow the data:
   before sending;
 - :mod:`~synckit.sync.flows`: the steps that depend on an answer (a ``409``
   naming a contact, a ``404`` on a PATCH, the consent read) as generators;
-- :mod:`~synckit.sync.execute`: threads, the client, stopping, the breaker;
+- :mod:`~synckit.sync.preflight`: what a scheduled job gets wrong (the URL,
+  the credential, output folders, the column mapping), found before sending;
+- :mod:`~synckit.sync.execute`: threads, the client, stopping, the breakers;
 - :mod:`~synckit.sync.record`: report rows, errors and ledger entries;
 - :mod:`~synckit.sync.run`: one run, in that order.
 
@@ -31,14 +33,27 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synckit.report import DEFAULT_MAX_FAILURE_RATE
 from synckit.sync.execute import INTERRUPT_GRACE, UNREACHABLE_AFTER
+from synckit.sync.preflight import FOREIGN_AFTER, Preflight, PreflightError, Problem, preflight
 from synckit.sync.run import RunOptions, last_report, run_upsert
 
 if TYPE_CHECKING:
     from synckit.client import Client
     from synckit.report import SyncReport
 
-__all__ = ["INTERRUPT_GRACE", "UNREACHABLE_AFTER", "default_report_path", "last_report", "upsert"]
+__all__ = [
+    "FOREIGN_AFTER",
+    "INTERRUPT_GRACE",
+    "UNREACHABLE_AFTER",
+    "Preflight",
+    "PreflightError",
+    "Problem",
+    "default_report_path",
+    "last_report",
+    "preflight",
+    "upsert",
+]
 
 
 def upsert(
@@ -60,6 +75,8 @@ def upsert(
     in_flight_limit: Callable[[], int] | None = None,
     validate_options: Mapping[str, Any] | None = None,
     log_fields: Mapping[str, Any] | None = None,
+    preflight: bool = True,
+    max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE,
 ) -> SyncReport:
     """Create or update every valid row through ``client``; returns a :class:`SyncReport`.
 
@@ -123,9 +140,25 @@ def upsert(
       stops the run at once: unsent rows are ``skipped``, ``report.aborted``
       (an :class:`~synckit.report.Abort`: code, message, exit code 3) says
       why. With ``raise_on_error=True`` the error is raised (``exc.report``).
+    - ``preflight=True`` (the default): before its first request the run
+      checks that the base URL is the Contacts API and the credential is
+      accepted -- one ``GET /contacts?limit=1``, or none when the run lists
+      the account anyway (the first page is the check) or the client already
+      saw a page (``client.endpoint_verified``); a run that sends nothing
+      sends no check. A wrong URL (``404 No such endpoint``, an HTML page, a
+      ``501``) stops the run before anything is sent: every row ``skipped``,
+      ``report.aborted.code == "not_contacts_api"``, exit code 3. A state
+      folder that does not exist is a :class:`~synckit.errors.ConfigError`
+      (:class:`~synckit.sync.preflight.PreflightError`) before anything
+      starts. Mid-run, ``FOREIGN_AFTER`` = 10 rows in a row with the same
+      such answer stop the run the same way.
     - An unreachable server (no answer, after the client's retries, for
-      ``UNREACHABLE_AFTER`` = 3 rows in a row) stops the run too
-      (``report.aborted.code == "unreachable"``, exit code 1).
+      ``UNREACHABLE_AFTER`` = 3 rows in a row, or for the preflight check)
+      stops the run too (``report.aborted.code == "unreachable"``, exit code 4).
+    - ``max_failure_rate`` (default 0.5): a run in which the API refused more
+      than that share of the rows it was sent (``report.failure_rate()``,
+      with at least 10 rows failed) exits 4 instead of 1
+      (``report.too_many_failed``); None turns this off.
     - ``quota_exceeded`` fails the rows that needed a create; updates go on.
     - Ctrl-C: nothing new is sent, requests in flight finish (at most a few
       seconds), the rest are ``skipped`` (``interrupted``), then
@@ -189,6 +222,8 @@ def upsert(
         in_flight_limit=in_flight_limit,
         validate_options=dict(validate_options or {}),
         log_fields=dict(log_fields or {}),
+        preflight=preflight,
+        max_failure_rate=max_failure_rate,
     )
     return run_upsert(data, client, opts)
 

@@ -215,13 +215,16 @@ def abort_for(err: APIError) -> Abort:
     Example:
         >>> abort_for(PermissionDenied("no", status=403, code="forbidden")).exit_code
         3
+        >>> abort_for(TransportError("refused")).exit_code
+        4
     """
     if isinstance(err, TransportError):
+        # 4, not 1: a night the platform never heard of is no normal night.
         return Abort(
             "unreachable",
             f"{UNREACHABLE_AFTER} rows in a row got no answer from the server after retries "
             f"({err.message}); the rows not sent are skipped",
-            1,
+            4,
         )
     if isinstance(err, PermissionDenied):
         return Abort("permission_denied", str(err), 3)
@@ -298,6 +301,7 @@ class Executor:
         salt: str,
         claim: Callable[[str, Job], int | None],
         grace: float = INTERRUPT_GRACE,
+        preflight: bool = False,
     ) -> None:
         self.client = client
         self.workers = workers
@@ -309,6 +313,11 @@ class Executor:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synckit-sync")
         self._lock = threading.Lock()
         self._no_answer_streak = 0
+        # The same answer no Contacts API gives, rows in a row (preflight.foreign_answer).
+        self._foreign: tuple[Any, int] = (None, 0)
+        # The endpoint check before the run's first request (preflight=True): done once.
+        self._probe_lock = threading.Lock()
+        self._checked = not preflight or bool(getattr(client, "endpoint_verified", False))
 
     def close(self, *, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)
@@ -355,8 +364,50 @@ class Executor:
             tally.attempts += 1
         return result
 
+    # ------------------------------------------------------------------ preflight
+    def check_endpoint(self) -> None:
+        """Before the run's first request: is this the Contacts API, is the credential good?
+
+        One ``GET /contacts?limit=1`` (:func:`~synckit.sync.preflight.check_endpoint`),
+        made once by whichever thread gets here first while the others wait;
+        a problem stops the run before anything is sent. A run whose first
+        request is a listing page skips this: the page is the check (:meth:`call`).
+        """
+        if self._checked:
+            return
+        from synckit.sync.preflight import check_endpoint
+
+        with self._probe_lock:
+            if self._checked or self.stop.requested:
+                return
+            try:
+                problem = check_endpoint(self.client)
+            finally:
+                self._checked = True
+            if problem is not None:
+                self.stop.request(problem.abort())
+
+    def _probe_with(self, ask: ListPage) -> Any:
+        """The first listing page as the endpoint check: no extra request."""
+        from synckit.sync.preflight import endpoint_problem
+
+        with self._probe_lock:
+            if self._checked:
+                return self._call(ask)
+            try:
+                return self._call(ask)
+            except APIError as err:
+                problem = endpoint_problem(err, self.client)
+                if problem is not None:
+                    self.stop.request(problem.abort(), err)
+                raise
+            finally:
+                self._checked = True
+
     def _judge(self, err: BaseException | None, tally: Tally) -> None:
-        """Stop the run on credentials/permission; count rows with no answer at all."""
+        """Stop the run on credentials/permission, on rows with no answer at all, and on
+        rows that keep getting the same answer no Contacts API gives."""
+        self._judge_foreign(err, tally)
         if isinstance(err, (AuthError, PermissionDenied)):
             self.stop.request(abort_for(err), err)
         elif isinstance(err, TransportError):
@@ -369,8 +420,32 @@ class Executor:
             with self._lock:  # the server answered (this job's last call): reachable
                 self._no_answer_streak = 0
 
+    def _judge_foreign(self, err: BaseException | None, tally: Tally) -> None:
+        from synckit.sync.preflight import FOREIGN_AFTER, foreign_answer, streak_problem
+
+        signature = foreign_answer(err)
+        with self._lock:
+            if signature is None:
+                if tally.status is not None:  # a proper answer: the streak is broken
+                    self._foreign = (None, 0)
+                return
+            last, count = self._foreign
+            count = count + 1 if last == signature else 1
+            self._foreign = (signature, count)
+        if count >= FOREIGN_AFTER:
+            assert isinstance(err, APIError)
+            self.stop.request(streak_problem(err, self.client, count).abort(), err)
+
     def call(self, ask: ListPage | Ask) -> Any:
-        """One request on this thread (a listing page), judged like a job's requests."""
+        """One request on this thread (a listing page), judged like a job's requests.
+
+        The run's first listing page is also its endpoint check (preflight).
+        """
+        if not self._checked and isinstance(ask, ListPage):
+            return self._probe_with(ask)
+        return self._call(ask)
+
+    def _call(self, ask: ListPage | Ask) -> Any:
         tally = Tally()
         try:
             return self._answer(ask, None, tally)
@@ -388,6 +463,8 @@ class Executor:
 
     def _work(self, job: Job) -> tuple[Any, Tally]:
         tally = Tally()
+        if not self._checked:
+            self.check_endpoint()
         reason = self.stop.reason
         if reason is not None:
             return job.skip(reason, False), tally

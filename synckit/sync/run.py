@@ -42,7 +42,7 @@ import pandas as pd
 from synckit._rows import check_duplicates
 from synckit.config import redact
 from synckit.errors import ConfigError, InputError, StateLockedError, SynckitError
-from synckit.report import Abort, SyncReport
+from synckit.report import DEFAULT_MAX_FAILURE_RATE, Abort, SyncReport
 from synckit.sync.discover import Discovery, KeyFilter, LookupJob, Pending, Snapshot
 from synckit.sync.execute import (
     INTERRUPTED,
@@ -110,6 +110,11 @@ class RunOptions:
     duplicates: str = "last"
     source: str | None = None
     in_flight_limit: Callable[[], int] | None = None
+    #: check the endpoint and credential before the first request, the state folder
+    #: before the ledger is opened (synckit.sync.preflight)
+    preflight: bool = True
+    #: a finished run whose share of refused rows exceeds this exits 4 (None: never)
+    max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE
     #: more keyword arguments for synckit.validate (defaults, values, invalid_fields, ...)
     validate_options: Mapping[str, Any] = field(default_factory=dict)
     #: more fields for the ``run_started`` log event (the command line's options);
@@ -138,6 +143,20 @@ class RunOptions:
         if self.in_flight_limit is not None and not callable(self.in_flight_limit):
             raise ConfigError("in_flight_limit must be a function returning a whole number")
         _region(self.default_region)  # a bad region fails here, before the ledger hears of it
+        rate = self.max_failure_rate
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1
+        ):
+            raise ConfigError(f"max_failure_rate must be a share from 0 to 1, not {rate!r}")
+        if self.preflight and self.state is not None and not self.dry_run:
+            from synckit.sync.preflight import check_paths
+
+            # A missing state folder is configuration (exit 2), found before any request.
+            problems = check_paths(state=self.state)
+            if problems:
+                from synckit.sync.preflight import PreflightError
+
+                raise PreflightError(problems)
         return self
 
     def ledger_options(self) -> dict[str, Any]:
@@ -313,6 +332,7 @@ class _Run:
             for chunk in source.chunks(duplicates="keep", validate=self._validate):
                 if self.stop.requested:  # Ctrl-C while reading: nothing was sent yet
                     break
+                self._check_mapping(chunk)
                 sizes.append(chunk.n)
                 reading.update(chunk.n)
                 parts.append(self._scan_keys(chunk))
@@ -362,6 +382,17 @@ class _Run:
         keep_filter = KeyFilter.of(emails, phones)
         del keys, emails, phones
         return _Scan(rejected, pending, keep_filter, sizes)
+
+    def _check_mapping(self, chunk: Chunk) -> None:
+        """Preflight: a first chunk read with ``columns=`` that lacks a mapped column stops
+        the run before anything is sent (the CLI checks this before the run starts)."""
+        if not self.opts.preflight or chunk.start != 0 or chunk.raw is None:
+            return
+        from synckit.sync.preflight import PreflightError, frame_mapping_problems
+
+        problems = frame_mapping_problems(chunk.raw)
+        if problems:
+            raise PreflightError(problems)
 
     @staticmethod
     def _scan_keys(chunk: Chunk) -> pd.DataFrame:
@@ -571,6 +602,7 @@ class _Run:
                     stop=self.stop,
                     salt=salt,
                     claim=self._claim,
+                    preflight=opts.preflight,
                 )
                 self.discovery = Discovery(
                     self.snapshot,
@@ -624,6 +656,7 @@ class _Run:
                 finally:
                     self.executor.close(wait=interrupt is None and self.error is None)
                 report = self.recorder.build(started=started, aborted=self.stop.reason)
+                report.max_failure_rate = opts.max_failure_rate
                 if self.ledger is not None and not opts.dry_run:
                     with contextlib.suppress(SynckitError, OSError):
                         self.ledger.end_run(
@@ -710,6 +743,7 @@ class _Run:
                     break
         else:
             for chunk in source.chunks(duplicates=self.opts.duplicates, validate=self._validate):
+                self._check_mapping(chunk)
                 self._send_chunk(self._reject_seen(chunk), discover=True)
                 if self.stop.requested:
                     self._skip_current(self.stop.reason or INTERRUPTED)
