@@ -20,8 +20,9 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["TEXT", "bools", "codes", "objects", "series", "text_array"]
+__all__ = ["TEXT", "bools", "buffers", "codes", "objects", "series", "text_array"]
 
 #: The one Arrow text type used here (64-bit offsets: no 2 GiB limit per column).
 TEXT: Final = pa.large_string()
@@ -66,11 +67,34 @@ def series(arr: pa.Array, index: pd.Index | None = None) -> pd.Series:
 
 def codes(arr: pa.Array) -> np.ndarray:
     """Per value, the position of its first equal value among the distinct ones (-1 for
-    missing): ``pd.factorize``'s codes, from Arrow's hash table."""
-    indices = arr.dictionary_encode().indices
-    return np.asarray(indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    missing): ``pd.factorize``'s codes, from Arrow's hash table. A dictionary array
+    (``arr.dictionary_encode()``) gives its own indices."""
+    if not isinstance(arr, pa.DictionaryArray):
+        arr = arr.dictionary_encode()
+    indices = arr.indices.fill_null(-1)
+    return np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def objects(arr: pa.Array) -> np.ndarray:
-    """Python strings in a NumPy object array, None where missing."""
-    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+    """Python strings in a NumPy object array, None where missing.
+
+    Making a Python string costs more than hashing one: a column with few
+    distinct values (names, consents) makes each once and shares them.
+    """
+    # a sample decides: hashing a column of distinct values first would only add to it
+    if len(arr) < 1000 or len(pc.unique(arr.slice(0, 1000))) > 250:
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+    encoded = arr.dictionary_encode()
+    distinct = np.empty(len(encoded.dictionary) + 1, dtype=object)
+    distinct[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+    distinct[-1] = None  # code -1: missing
+    return distinct[codes(encoded)]
+
+
+def buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, data)`` of a ``large_string`` array without nulls: value ``i`` is
+    ``data[offsets[i]:offsets[i + 1]]`` (UTF-8 bytes), for NumPy to work on in place."""
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, "u1")
+    return offsets, data

@@ -58,6 +58,7 @@ from phonenumbers import PhoneMetadata
 from synckit import _diagnostics, rules
 from synckit._arrow import TEXT as _TEXT
 from synckit._arrow import bools as _bools
+from synckit._arrow import buffers as _buffers
 from synckit._arrow import series as _series
 from synckit._arrow import text_array as _arrow
 
@@ -243,15 +244,6 @@ def _startswith(arr: pa.Array, prefix: str) -> np.ndarray:
     return _bools(pc.starts_with(arr, prefix))
 
 
-def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """``(offsets, data)`` of a ``large_string`` array without nulls: value ``i`` is
-    ``data[offsets[i]:offsets[i + 1]]`` (UTF-8 bytes)."""
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, "u1")
-    return offsets, data
-
-
 def _from_buffers(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(
         _TEXT, len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
@@ -277,9 +269,10 @@ class _Digits:
         lo, hi = int(offsets[0]), int(offsets[-1])
         seg = data[lo:hi]
         is_digit = (seg >= _ZERO) & (seg <= _ZERO + 9)
-        counts = np.zeros(len(seg) + 1, dtype=np.int64)
+        # running count of digits (int32 when it fits: half the memory traffic)
+        counts = np.zeros(len(seg) + 1, dtype=np.int32 if len(seg) < 2**31 else np.int64)
         np.cumsum(is_digit, out=counts[1:])
-        return cls(counts[offsets - lo], seg[is_digit])
+        return cls(counts[offsets - lo].astype(np.int64), seg[is_digit])
 
     @property
     def lengths(self) -> np.ndarray:
@@ -538,12 +531,16 @@ class _Fast:
 
     ``decided``: the fast path is sure (valid or not); ``e164``: Arrow text,
     null where not valid (or not decided); ``region``: region codes
-    (:data:`_REGION_NAMES`), -1 where not valid.
+    (:data:`_REGION_NAMES`), -1 where not valid. For valid numbers, what
+    :func:`_check_canonical` asks: ``total``, the digits of the E.164 text;
+    ``reparse``, whether parsing that text again might give another number.
     """
 
     decided: np.ndarray
     e164: pa.Array
     region: np.ndarray
+    total: np.ndarray
+    reparse: np.ndarray
 
 
 def fast_normalize(
@@ -576,7 +573,8 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
     decided = np.zeros(n, dtype=bool)
     region = np.full(n, -1, dtype=np.int64)
     if n == 0:
-        return _Fast(decided, pa.nulls(0, _TEXT), region)
+        none = np.zeros(0, dtype=np.int64)
+        return _Fast(decided, pa.nulls(0, _TEXT), region, none, decided)
     shape = _re(s, _SHAPE, full=True)
     digits = _Digits.of(s)
     ndig = digits.lengths
@@ -645,20 +643,39 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
     decided[bad_len] = True
     ready &= ~bad_len
     valid = np.zeros(n, dtype=bool)
-    for code in np.unique(cc[ready]).tolist():
-        sel = np.flatnonzero(ready & (cc == code))
-        regs, ok = _classify(digits.text(sel, start[sel]), nat_len[sel], code)
-        decided[sel] = True
-        valid[sel[ok]] = True
-        region[sel[ok]] = regs[ok]
-    good = np.flatnonzero(valid)
-    country = pc.cast(pa.array(cc[good]), _TEXT)
-    numbers = pc.binary_join_element_wise(
-        _PLUS_TEXT, country, digits.text(good, start[good]), _EMPTY
-    )
-    where = np.full(n, -1, dtype=np.int64)
-    where[good] = np.arange(len(good))
-    return _Fast(decided, numbers.take(pa.array(where, mask=where < 0)), region)
+    reparse = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(ready)
+    if len(rows):
+        nsn = digits.text(rows, start[rows])  # every national number, cut out once
+        order = np.argsort(cc[rows], kind="stable")
+        bounds = np.flatnonzero(np.diff(cc[rows][order])) + 1
+        for group in np.split(order, bounds):
+            code = int(cc[rows[group[0]]])
+            sel = rows[group]
+            sub = nsn.take(group)
+            regs, ok = _classify(sub, nat_len[sel], code)
+            decided[sel] = True
+            valid[sel[ok]] = True
+            region[sel[ok]] = regs[ok]
+            reparse[sel[ok]] = _reparses(sub.filter(pa.array(ok)), code)
+    # "+", country code, national number; null where not valid (the join emits null)
+    country = pc.cast(pa.array(cc, mask=~valid), _TEXT)
+    national_number = digits.text(None, np.where(valid, start, ndig))
+    numbers = pc.binary_join_element_wise(_PLUS_TEXT, country, national_number, _EMPTY)
+    total = np.where(cc < 10, 1, np.where(cc < 100, 2, 3)) + nat_len
+    return _Fast(decided, numbers, region, total, reparse)
+
+
+def _reparses(nsn: pa.Array, cc: int) -> np.ndarray:
+    """Whether ``+<cc><nsn>``, parsed again, might not give itself back: its country's
+    main region would strip a national prefix from it (or cannot say)."""
+    main = _main_meta(cc)
+    if main is None:
+        return np.ones(len(nsn), dtype=bool)
+    if not main.npfp or not len(nsn):
+        return np.zeros(len(nsn), dtype=bool)
+    strip, unsure = _strip_np(nsn, main)
+    return np.asarray((strip > 0) | unsure, dtype=bool)
 
 
 def _national(
@@ -707,7 +724,9 @@ def _national(
         unsure[ridx[np_unsure]] = True
 
 
-def _check_canonical(texts: pa.Array, e164: pa.Array, region: np.ndarray) -> pa.Array:
+def _check_canonical(
+    texts: pa.Array, e164: pa.Array, region: np.ndarray, known: _Fast, from_fast: np.ndarray
+) -> pa.Array:
     """Drop results the API would still refuse: returns ``e164`` without them
     (``region`` is updated in place).
 
@@ -716,46 +735,46 @@ def _check_canonical(texts: pa.Array, e164: pa.Array, region: np.ndarray) -> pa.
     libphonenumber can call a longer number valid, and in rare cases the
     E.164 text re-parses differently (a leading digit read as a national
     prefix). Values given already in E.164 form passed exactly this test.
+    ``from_fast`` marks the results the fast path made (``known`` says their
+    length and whether they may re-parse differently); the others (from
+    phonenumbers) are read back from their text.
     """
-    have = np.flatnonzero(np.asarray(e164.is_valid().to_numpy(zero_copy_only=False), dtype=bool))
-    if not len(have):
+    valid = _bools(e164.is_valid())
+    if not valid.any():
         return e164
-    numbers = e164.take(have)
-    digits = _Digits.of(numbers)  # "+<cc><nsn>", so the digits are cc + nsn
-    # calling codes are prefix-free: the first listed prefix is it
-    ccs = np.zeros(len(have), dtype=np.int64)
-    nonzero = digits.head(1) > 0
-    for width in (3, 2, 1):
-        head = digits.head(width)
-        hit = nonzero & (head >= 0) & _IS_CC[np.clip(head, 0, 999)]
-        ccs[hit] = head[hit]
-    cc_width = np.where(ccs < 10, 1, np.where(ccs < 100, 2, 3))
-    # the E.164 pattern: "+", a country code (never 0...), 2 to 15 digits in all
-    total = digits.lengths
-    shaped = (ccs > 0) & (total >= 2) & (total <= 15)
-    drop = np.zeros(len(have), dtype=bool)
-    drop[~shaped] = True
-    same_text = _bools(pc.equal(numbers, texts.take(have)))
-    recheck = np.flatnonzero(shaped & ~same_text)
+    n = len(e164)
+    shaped = np.zeros(n, dtype=bool)
+    need = np.zeros(n, dtype=bool)
+    fast = valid & from_fast
+    shaped[fast] = (known.total[fast] >= 2) & (known.total[fast] <= 15)
+    need[fast] = known.reparse[fast]
+    other = np.flatnonzero(valid & ~from_fast)
+    if len(other):
+        numbers = e164.take(other)
+        digits = _Digits.of(numbers)  # "+<cc><nsn>", so the digits are cc + nsn
+        # calling codes are prefix-free: the first listed prefix is it
+        ccs = np.zeros(len(other), dtype=np.int64)
+        nonzero = digits.head(1) > 0
+        for width in (3, 2, 1):
+            head = digits.head(width)
+            hit = nonzero & (head >= 0) & _IS_CC[np.clip(head, 0, 999)]
+            ccs[hit] = head[hit]
+        cc_width = np.where(ccs < 10, 1, np.where(ccs < 100, 2, 3))
+        # the E.164 pattern: "+", a country code (never 0...), 2 to 15 digits in all
+        total = digits.lengths
+        shaped[other] = (ccs > 0) & (total >= 2) & (total <= 15)
+        for code in np.unique(ccs[shaped[other]]).tolist():
+            sel = np.flatnonzero(shaped[other] & (ccs == code))
+            need[other[sel]] = _reparses(digits.text(sel, cc_width[sel]), code)
+    drop = valid & ~shaped
+    # Re-parsing reads the same country code back; only a national prefix at the
+    # start of the nsn can change the result: only those get the full check.
+    recheck = np.flatnonzero(shaped & need)
     if len(recheck):
-        # Re-parsing reads the same country code back; only a national prefix at
-        # the start of the nsn can change the result: only those get the full check.
-        need = np.zeros(len(recheck), dtype=bool)
-        rc = ccs[recheck]
-        for code in np.unique(rc).tolist():
-            main = _main_meta(code)
-            sel = np.flatnonzero(rc == code)
-            if main is None:
-                need[sel] = True
-                continue
-            if not main.npfp:
-                continue
-            rows = recheck[sel]
-            strip, unsure = _strip_np(digits.text(rows, cc_width[rows]), main)
-            need[sel[(strip > 0) | unsure]] = True
-        recheck = recheck[need]
+        given = _bools(pc.equal(e164.take(recheck), texts.take(recheck)))
+        recheck = recheck[~given]
     if len(recheck):
-        again = numbers.take(recheck)
+        again = e164.take(recheck)
         enc = again.dictionary_encode()
         uniq = enc.dictionary
         found = _fast_normalize(uniq, None)
@@ -766,11 +785,8 @@ def _check_canonical(texts: pa.Array, e164: pa.Array, region: np.ndarray) -> pa.
         drop[recheck[~same[codes]]] = True
     if not drop.any():
         return e164
-    gone = have[drop]
-    region[gone] = -1
-    mask = np.zeros(len(e164), dtype=bool)
-    mask[gone] = True
-    return pc.if_else(pa.array(mask), pa.nulls(len(e164), _TEXT), e164)
+    region[drop] = -1
+    return pc.if_else(pa.array(drop), pa.nulls(n, _TEXT), e164)
 
 
 #: Below this many distinct values phonenumbers itself is cheaper: it costs
@@ -838,7 +854,9 @@ def _normalize_distinct(uniq: pa.Array, default_region: str | None) -> tuple[pa.
                     if slow is not None:
                         patches[i], region[i] = slow[0], _region_code(slow[1])
     e164 = _patched(found.e164, patches)
-    return _check_canonical(uniq, e164, region), region
+    from_fast = found.decided.copy()
+    from_fast[list(patches)] = False
+    return _check_canonical(uniq, e164, region, found, from_fast), region
 
 
 def _normalize(arr: pa.Array, default_region: str | None) -> tuple[pa.Array, np.ndarray]:
@@ -1119,15 +1137,16 @@ def _diagnose_invalid(
     """
     out = np.full(len(s), None, dtype=object)
     idx = np.flatnonzero(bad)
-    texts = s.iloc[idx].reset_index(drop=True)
+    texts = _arrow(s).take(idx)
+    text_of = [str(t) for t in texts.to_pylist()]
     code[idx] = "invalid_phone"
     message[idx] = rules.message("invalid_phone")
-    scientific = _regex(texts, _SCIENTIFIC.pattern, full=True)
+    scientific = _re(texts, _SCIENTIFIC.pattern, full=True)
     code[idx[scientific]] = "phone_scientific"
     message[idx[scientific]] = _MESSAGE_SCIENTIFIC
-    extension = ~scientific & _search(texts, _EXTENSION.pattern)
+    extension = ~scientific & _bools(pc.match_substring_regex(texts, _EXTENSION.pattern))
     for i in np.flatnonzero(extension).tolist():
-        text = str(texts.iat[i])
+        text = text_of[i]
         found = _EXTENSION.search(text)
         if found is None or sum(c.isdigit() for c in text[: found.start() + 1]) < 5:
             continue
@@ -1135,16 +1154,15 @@ def _diagnose_invalid(
         message[idx[i]] = _message_extension(found.group(1).strip(" ,;"))
     # national numbers of a plausible shape, with no country of their own (a row that
     # names its country has a mistyped number, not a misplaced one): other regions
-    digits = texts.str.replace(r"[^0-9]", "", regex=True)
-    n_digits = np.array(digits.str.len().to_numpy(dtype=np.int64, na_value=0))
+    n_digits = _Digits.of(texts).lengths
     search = ~scientific & ~extension & ~own[idx] & (n_digits >= 6) & (n_digits <= 15)
-    search &= _regex(texts, _DIGIT_SHAPE.pattern, full=True)
+    search &= _re(texts, _DIGIT_SHAPE.pattern, full=True)
     if search.any():
         cand = np.flatnonzero(search)
-        cand = cand[~_explicit_many(texts.iloc[cand].reset_index(drop=True), default_region)]
-        found_at = _valid_elsewhere(sorted({str(texts.iat[i]) for i in cand.tolist()}), counts)
+        cand = cand[~_explicit_many(texts.take(cand), default_region)]
+        found_at = _valid_elsewhere(sorted({text_of[i] for i in cand.tolist()}), counts)
         for i in cand.tolist():
-            hit = found_at.get(str(texts.iat[i]))
+            hit = found_at.get(text_of[i])
             reg = used[idx[i]]
             if hit is None or hit[0] == reg:
                 continue

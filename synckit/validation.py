@@ -32,8 +32,10 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from synckit import _diagnostics, _email, _phone, _steps, rules
+from synckit import _arrow, _diagnostics, _email, _phone, _steps, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit._files import CsvExport, csv_export
 from synckit._headers import COUNTRY
@@ -581,31 +583,28 @@ def _text_checked(col: pd.Series) -> tuple[pd.Series, np.ndarray | None, pd.Seri
 
 def _clean(text: pd.Series) -> pd.Series:
     """Trimmed; empty or blank cells become missing."""
-    s = text.str.strip()
-    return s.where(s != "")
+    s = pc.utf8_trim_whitespace(_arrow.text_array(text))
+    s = pc.if_else(pc.equal(s, ""), pa.scalar(None, s.type), s)
+    return _arrow.series(s, text.index)
 
 
 def _lower(s: pd.Series) -> pd.Series:
     """Python's ``str.lower`` (pyarrow's differs on a few letters: final sigma, dotted I)."""
-    low = s.str.lower()
-    odd = ~np.array(s.str.isascii().to_numpy(dtype=bool, na_value=True))
-    odd &= np.array(s.notna().to_numpy(dtype=bool))  # isascii() says False for NA
-    if not odd.any():
-        return low
-    values = low.to_numpy(dtype=object)
-    values[odd] = [str(v).lower() for v in s[odd].tolist()]
-    return pd.Series(values, index=s.index, dtype="str")
+    arr = _arrow.text_array(s)
+    low = pc.utf8_lower(arr)
+    odd = ~_arrow.bools(pc.fill_null(pc.string_is_ascii(arr), True))
+    if odd.any():
+        idx = np.flatnonzero(odd)
+        fixed = pa.array([str(v).lower() for v in arr.take(idx).to_pylist()], type=low.type)
+        low = pc.replace_with_mask(low, pa.array(odd), fixed)
+    return _arrow.series(low, s.index)
 
 
 def _per_distinct(s: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """Apply a text transformation once per distinct value (for low-cardinality columns)."""
-    codes, uniques = pd.factorize(s)
-    done = func(pd.Series(np.asarray(uniques, dtype=object), dtype="str"))
-    values = _objects(done)
-    out = np.full(len(s), None, dtype=object)
-    have = codes >= 0
-    out[have] = values[codes[have]]
-    return pd.Series(out, index=s.index, dtype="str")
+    encoded = _arrow.text_array(s).dictionary_encode()
+    done = _arrow.text_array(func(_arrow.series(encoded.dictionary)))
+    return _arrow.series(done.take(encoded.indices), s.index)
 
 
 def _consent(s: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
@@ -801,8 +800,9 @@ def validate(
         rules_out.append(_multiple("email", cut, said, raw["email"]))
         lowered = _lower(norm["email"])
         norm["email"] = lowered
-        codes, uniques = pd.factorize(lowered)
-        verdict = _email.valid_emails(pd.Series(np.asarray(uniques, dtype=object), dtype="str"))
+        encoded = _arrow.text_array(lowered).dictionary_encode()
+        verdict = _email.valid_emails(_arrow.series(encoded.dictionary))
+        codes = _arrow.codes(encoded)
         good = np.zeros(n, dtype=bool)
         good[codes >= 0] = verdict[codes[codes >= 0]]
         email_ok = ~has_email | good
@@ -824,7 +824,13 @@ def validate(
         checked = _phone.check_phones(norm["phone_number"], default_region, regions_by_row)
         e164, region = checked.e164, checked.region
         e164_ok = np.array(e164.notna().to_numpy(dtype=bool)) & (checked.code == None)  # noqa: E711
-        norm["phone_number"] = norm["phone_number"].where(~pd.Series(e164_ok), e164)
+        norm["phone_number"] = _arrow.series(
+            pc.if_else(
+                pa.array(e164_ok),
+                _arrow.text_array(e164),
+                _arrow.text_array(norm["phone_number"]),
+            )
+        )
         n_default_region = int(checked.relied.sum())
         for code in _phone.CODES:
             mask = checked.code == code
@@ -913,8 +919,9 @@ def validate(
             for column, cells in custom.columns.items():
                 valid_cols[column] = cells[ok].reset_index(drop=True)
         else:
-            kept = norm[fld][ok]
-            valid_cols[fld] = kept.astype(object).where(kept.notna(), None).reset_index(drop=True)
+            # object cells, None where missing (what to_payloads and callers expect)
+            kept = _arrow.text_array(norm[fld]).filter(pa.array(ok))
+            valid_cols[fld] = pd.Series(_arrow.objects(kept), dtype=object)
     valid = pd.DataFrame(valid_cols, columns=list(valid_cols))
     valid.index = pd.Index(rows[ok], name="row")
     invalid = df.iloc[np.flatnonzero(failed)].copy()
@@ -1180,7 +1187,6 @@ def _dup_values(fields: np.ndarray, raw: Mapping[str, pd.Series]) -> pd.Series:
 
 def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
     parts = []
-    cells: dict[int, np.ndarray] = {}
     for order, rule in enumerate(rules_out):
         pos = np.flatnonzero(rule.mask)
         if not len(pos):
@@ -1199,11 +1205,7 @@ def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
         if rule.value is None:
             value_col = np.full(len(pos), None, dtype=object)
         else:
-            # several rules share a column's cells (each phone code): convert them once
-            key = id(rule.value)
-            if key not in cells:
-                cells[key] = _objects(rule.value)
-            value_col = cells[key][pos]
+            value_col = _objects(rule.value.iloc[pos])  # only the cells reported
         parts.append(
             pd.DataFrame(
                 {
@@ -1260,8 +1262,8 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     n = len(keys)
     # factorize the key columns as they are (no Python strings: this runs on
     # every valid row of a million-row file at the end of ``validate_file``)
-    email_codes = pd.factorize(keys["email"])[0] if "email" in keys else None
-    phone_codes = pd.factorize(keys["phone_number"])[0] if "phone_number" in keys else None
+    email_codes = _key_codes(keys["email"]) if "email" in keys else None
+    phone_codes = _key_codes(keys["phone_number"]) if "phone_number" in keys else None
     codes = [c for c in (email_codes, phone_codes) if c is not None]
     # only rows sharing some key can be in a group: work on those alone
     involved = np.zeros(n, dtype=bool)
@@ -1350,6 +1352,13 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     return pd.DataFrame(
         {"_pos": rejected, "row": rows[rejected], "field": fields, "message": messages}
     )
+
+
+def _key_codes(values: pd.Series) -> np.ndarray:
+    """``pd.factorize`` codes of a key column; Arrow's hash table for Arrow text."""
+    if getattr(values.dtype, "storage", None) == "pyarrow":
+        return _arrow.codes(_arrow.text_array(values))
+    return pd.factorize(values)[0]
 
 
 # ---------------------------------------------------------------------------
