@@ -300,7 +300,11 @@ class _Digits:
         lengths = self.offsets[rows + 1] - begin
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        gather = np.repeat(begin - offsets[:-1], lengths) + np.arange(offsets[-1])
+        # byte positions to copy: each value's run, one after another (int32 when it
+        # fits: half the memory traffic of the gather)
+        index = np.int32 if len(self.data) < 2**31 else np.int64
+        gather = np.repeat((begin - offsets[:-1]).astype(index), lengths)
+        gather += np.arange(offsets[-1], dtype=index)
         return _from_buffers(offsets, self.data[gather])
 
 

@@ -792,6 +792,8 @@ def validate(
     rules_out.append(_Rule(~given_email & ~given_phone, rules.REQUIRED_FIELD, "required", None))
 
     email_ok = np.ones(n, dtype=bool)
+    lowered: pd.Series | None = None
+    email_codes = np.zeros(0, dtype=np.int64)
     if "email" in norm:
         # several addresses in one cell (Google's " ::: "): the first valid one is sent
         norm["email"], cut, said = _steps.first_valid(
@@ -802,9 +804,9 @@ def validate(
         norm["email"] = lowered
         encoded = _arrow.text_array(lowered).dictionary_encode()
         verdict = _email.valid_emails(_arrow.series(encoded.dictionary))
-        codes = _arrow.codes(encoded)
+        email_codes = _arrow.codes(encoded)
         good = np.zeros(n, dtype=bool)
-        good[codes >= 0] = verdict[codes[codes >= 0]]
+        good[email_codes >= 0] = verdict[email_codes[email_codes >= 0]]
         email_ok = ~has_email | good
         rules_out.append(_Rule(~email_ok, "email", "invalid_email", raw["email"]))
 
@@ -885,15 +887,16 @@ def validate(
             failed |= rule.mask
 
     if duplicates != "keep" and ("email" in norm or "phone_number" in norm):
-        keys = pd.DataFrame(
-            {
-                "row": rows,
-                "email": norm.get("email"),
-                "phone_number": norm.get("phone_number"),
-            }
-        )
         candidates = ~failed
-        dup = find_duplicates(keys[candidates], policy=duplicates)
+        key_codes: list[np.ndarray | None] = []
+        for fld in ("email", "phone_number"):
+            if fld not in norm:
+                key_codes.append(None)
+            elif fld == "email" and norm[fld] is lowered:  # hashed for the email check
+                key_codes.append(email_codes[candidates])
+            else:
+                key_codes.append(_key_codes(norm[fld][candidates]))
+        dup = _duplicates(rows[candidates], key_codes[0], key_codes[1], None, duplicates)
         if not dup.empty:
             pos = np.flatnonzero(candidates)[dup["_pos"].to_numpy()]
             mask = np.zeros(n, dtype=bool)
@@ -1080,9 +1083,11 @@ def _custom_values(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
     col = col.reset_index(drop=True)
     dtype = col.dtype
     if isinstance(dtype, pd.StringDtype):
-        text = col.str.strip()
-        present = np.array((text.notna() & (text != "")).to_numpy(dtype=bool, na_value=False))
-        return text.where(pd.Series(present)), present
+        text = pc.utf8_trim_whitespace(_arrow.text_array(col))
+        present = _arrow.bools(pc.not_equal(text, ""))
+        return _arrow.series(
+            pc.if_else(pa.array(present), text, pa.scalar(None, text.type))
+        ), present
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
         return col, np.array(col.notna().to_numpy(dtype=bool))
     if pd.api.types.is_float_dtype(dtype):
@@ -1186,7 +1191,8 @@ def _dup_values(fields: np.ndarray, raw: Mapping[str, pd.Series]) -> pd.Series:
 
 
 def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
-    parts = []
+    columns: dict[str, list[np.ndarray]] = {c: [] for c in (*ERROR_COLUMNS, "_order")}
+    all_text = True
     for order, rule in enumerate(rules_out):
         pos = np.flatnonzero(rule.mask)
         if not len(pos):
@@ -1206,30 +1212,31 @@ def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
             value_col = np.full(len(pos), None, dtype=object)
         else:
             value_col = _objects(rule.value.iloc[pos])  # only the cells reported
-        parts.append(
-            pd.DataFrame(
-                {
-                    "_pos": pos,
-                    "_order": order,
-                    "row": rows[pos],
-                    "field": field_col,
-                    "code": rule.code,
-                    "message": message_col,
-                    "value": value_col,
-                    "severity": rule.severity,
-                    "_warning": rule.severity != "error",
-                }
-            )
-        )
-    if not parts:
+        # the value column is text when every rule's cells are text, as pandas
+        # infers it (missing cells of a text rule are NaN there, None elsewhere)
+        text = pd.api.types.infer_dtype(value_col, skipna=True) == "string"
+        if text:
+            value_col[pd.isna(value_col)] = np.nan
+        all_text = all_text and text
+        columns["row"].append(pos)  # positions for now; row numbers after sorting
+        columns["field"].append(field_col)
+        columns["code"].append(np.full(len(pos), rule.code, dtype=object))
+        columns["message"].append(message_col)
+        columns["value"].append(value_col)
+        columns["severity"].append(np.full(len(pos), rule.severity, dtype=object))
+        columns["_order"].append(np.full(len(pos), order, dtype=np.int64))
+    if not columns["row"]:
         return _empty_errors()
-    out = pd.concat(parts, ignore_index=True)
+    pos = np.concatenate(columns["row"])
+    order_of = np.concatenate(columns["_order"])
+    warning = np.concatenate(columns["severity"]) != "error"
     # a row's errors before its warnings: the first line of a row says why it was rejected
-    out = out.sort_values(["_pos", "_warning", "_order"], kind="stable").reset_index(drop=True)
-    out = out[list(ERROR_COLUMNS)]
-    return out.astype(
-        {"row": "int64", "field": object, "code": object, "message": object, "severity": object}
-    )
+    sort = np.lexsort((order_of, warning, pos))
+    out: dict[str, pd.Series] = {"row": pd.Series(rows[pos[sort]].astype("int64"))}
+    for name in ERROR_COLUMNS[1:]:
+        dtype = "str" if name == "value" and all_text else object
+        out[name] = pd.Series(np.concatenate(columns[name])[sort], dtype=dtype)
+    return pd.DataFrame(out, columns=list(ERROR_COLUMNS))
 
 
 # ---------------------------------------------------------------------------
@@ -1259,11 +1266,27 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in out_cols})
     if policy == "keep" or len(keys) < 2:
         return empty
-    n = len(keys)
     # factorize the key columns as they are (no Python strings: this runs on
     # every valid row of a million-row file at the end of ``validate_file``)
     email_codes = _key_codes(keys["email"]) if "email" in keys else None
     phone_codes = _key_codes(keys["phone_number"]) if "phone_number" in keys else None
+    sources = keys["source"].to_numpy(dtype=object) if "source" in keys else None
+    return _duplicates(keys["row"].to_numpy(), email_codes, phone_codes, sources, policy)
+
+
+def _duplicates(
+    rows: np.ndarray,
+    email_codes: np.ndarray | None,
+    phone_codes: np.ndarray | None,
+    sources: np.ndarray | None,
+    policy: Duplicates,
+) -> pd.DataFrame:
+    """:func:`find_duplicates` on the keys' codes (equal values, equal codes; -1 missing)."""
+    out_cols = ["_pos", "row", "field", "message"]
+    empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in out_cols})
+    n = len(rows)
+    if policy == "keep" or n < 2:
+        return empty
     codes = [c for c in (email_codes, phone_codes) if c is not None]
     # only rows sharing some key can be in a group: work on those alone
     involved = np.zeros(n, dtype=bool)
@@ -1300,8 +1323,6 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     rejected = sub[pick]
     last = last[pick]
     first = first[pick]
-    rows = keys["row"].to_numpy()
-    sources = keys["source"].to_numpy(dtype=object) if "source" in keys else None
 
     def row_name(p: int, of: int) -> str:
         if sources is None or sources[p] == sources[of]:
