@@ -829,34 +829,41 @@ def _normalize_distinct(uniq: pa.Array, default_region: str | None) -> tuple[pa.
     """E.164 (null where invalid) and region codes for distinct, non-null texts."""
     if len(uniq) < SMALL_INPUT:
         return _normalize_small(uniq, default_region)
-    found = _fast_normalize(uniq, default_region)
-    region = found.region
+    # The 00 retry (for values the fast path calls invalid) is read in the same
+    # pass: "+" and the rest of every text that starts with 00 and not with the
+    # region's own exit code, appended to the batch (one fixed cost, not two).
+    n = len(uniq)
+    maybe = np.flatnonzero(_re(uniq, r"\s*00\d", full=False))
+    if len(maybe):
+        maybe = maybe[~_own_idd_many(uniq.take(maybe), default_region)]
+    rest = pc.utf8_slice_codeunits(pc.utf8_ltrim_whitespace(uniq.take(maybe)), 2)
+    alt = pc.binary_join_element_wise(_PLUS_TEXT, rest, _EMPTY)
+    both = _fast_normalize(pa.concat_arrays([uniq, alt]) if len(maybe) else uniq, default_region)
+    found = _Fast(
+        both.decided[:n], both.e164.slice(0, n), both.region[:n], both.total[:n], both.reparse[:n]
+    )
+    region = found.region.copy()
     patches: dict[int, str] = {}
     undecided = np.flatnonzero(~found.decided)
     for i, text in zip(undecided.tolist(), uniq.take(undecided).to_pylist(), strict=True):
         slow = slow_normalize_one(str(text), default_region)
         if slow is not None:
             patches[i], region[i] = slow[0], _region_code(slow[1])
-    # the 00 retry, for values the fast path called invalid
-    retry = np.flatnonzero(found.decided & (region < 0))
-    if len(retry):
-        texts = uniq.take(retry)
-        ridx = retry[_re(texts, r"\s*00\d", full=False)]
-        if len(ridx):
-            ridx = ridx[~_own_idd_many(uniq.take(ridx), default_region)]
-        if len(ridx):
-            rest = pc.utf8_slice_codeunits(pc.utf8_ltrim_whitespace(uniq.take(ridx)), 2)
-            alt = pc.binary_join_element_wise(_PLUS_TEXT, rest, _EMPTY)
-            again = _fast_normalize(alt, default_region)
-            again_e164 = again.e164.to_pylist()
-            for j, i in enumerate(ridx.tolist()):
-                if again.decided[j]:
-                    if again_e164[j] is not None:
-                        patches[i], region[i] = again_e164[j], again.region[j]
-                else:
-                    slow = _slow_once(alt[j].as_py(), default_region)
-                    if slow is not None:
-                        patches[i], region[i] = slow[0], _region_code(slow[1])
+    retry = found.decided[maybe] & (region[maybe] < 0)
+    if retry.any():
+        again_decided = both.decided[n:]
+        again_region = both.region[n:]
+        # decided and valid the second way: take it
+        take = np.flatnonzero(retry & again_decided & (again_region >= 0))
+        for j, number in zip(take.tolist(), both.e164.take(n + take).to_pylist(), strict=True):
+            i = int(maybe[j])
+            patches[i], region[i] = number, again_region[j]
+        # undecided the second way: phonenumbers reads the "+" text
+        for j in np.flatnonzero(retry & ~again_decided).tolist():
+            slow = _slow_once(alt[j].as_py(), default_region)
+            if slow is not None:
+                i = int(maybe[j])
+                patches[i], region[i] = slow[0], _region_code(slow[1])
     e164 = _patched(found.e164, patches)
     from_fast = found.decided.copy()
     from_fast[list(patches)] = False
@@ -973,9 +980,11 @@ def _by_region(
     """:func:`normalize_by_region` on Arrow text: E.164 (Arrow), region codes, regions used."""
     n = len(arr)
     used = np.full(n, default_region, dtype=object)
-    if row_regions is not None:
-        mine = _has_region(row_regions) & ~_plus(arr)
-        used[mine] = row_regions[mine]
+    if row_regions is None:  # one region for all
+        e164, region = _normalize(arr, default_region)
+        return e164, region, used
+    mine = _has_region(row_regions) & ~_plus(arr)
+    used[mine] = row_regions[mine]
     keys = pd.Series(used, dtype=object).fillna("\0").to_numpy()
     groups = pd.unique(keys)
     if len(groups) <= 1:

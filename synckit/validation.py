@@ -810,7 +810,7 @@ def validate(
         email_ok = ~has_email | good
         rules_out.append(_Rule(~email_ok, "email", "invalid_email", raw["email"]))
 
-    region = pd.Series(np.full(n, None, dtype=object), dtype="str")
+    region: pd.Series | None = None  # each row's phone region, where its number is valid
     n_default_region = 0
     if "phone_number" in norm:
 
@@ -834,8 +834,10 @@ def validate(
             )
         )
         n_default_region = int(checked.relied.sum())
+        coded = np.flatnonzero(checked.code != None)  # noqa: E711 - elementwise
         for code in _phone.CODES:
-            mask = checked.code == code
+            mask = np.zeros(n, dtype=bool)
+            mask[coded] = checked.code[coded] == code
             told = None if code == "invalid_phone" else checked.message
             rules_out.append(_Rule(mask, "phone_number", code, raw["phone_number"], told))
         if unknown_country.any():
@@ -854,7 +856,9 @@ def validate(
     if "sms_consent" in norm:
         # as rules.check_contact: any value set (even outside the enum) needs a valid
         # number from an SMS country; a missing or invalid number has no region
-        in_country = np.array(region.isin(list(countries)).to_numpy(dtype=bool)) & has_phone
+        in_country = np.zeros(n, dtype=bool)
+        if region is not None:
+            in_country = np.array(region.isin(list(countries)).to_numpy(dtype=bool)) & has_phone
         bad = present("sms_consent") & ~in_country
         rules_out.append(_Rule(bad, "sms_consent", "sms_country", raw["sms_consent"]))
 
