@@ -649,8 +649,12 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
     valid = np.zeros(n, dtype=bool)
     reparse = np.zeros(n, dtype=bool)
     rows = np.flatnonzero(ready)
+    nsn = digits.text(rows, start[rows])  # every national number, cut out once
+
+    def nsn_of(mask: np.ndarray) -> pa.Array:
+        return nsn.filter(pa.array(mask))
+
     if len(rows):
-        nsn = digits.text(rows, start[rows])  # every national number, cut out once
         order = np.argsort(cc[rows], kind="stable")
         bounds = np.flatnonzero(np.diff(cc[rows][order])) + 1
         for group in np.split(order, bounds):
@@ -662,12 +666,30 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
             valid[sel[ok]] = True
             region[sel[ok]] = regs[ok]
             reparse[sel[ok]] = _reparses(sub.filter(pa.array(ok)), code)
-    # "+", country code, national number; null where not valid (the join emits null)
-    country = pc.cast(pa.array(cc, mask=~valid), _TEXT)
-    national_number = digits.text(None, np.where(valid, start, ndig))
-    numbers = pc.binary_join_element_wise(_PLUS_TEXT, country, national_number, _EMPTY)
+    # "+", country code, national number for the valid ones, then laid out over all
+    # rows (null elsewhere) straight from the joined buffers
+    good = valid[rows] if len(rows) else np.zeros(0, dtype=bool)
+    country = pc.cast(pa.array(cc[rows[good]]), _TEXT)
+    joined = pc.binary_join_element_wise(_PLUS_TEXT, country, nsn_of(good), _EMPTY)
     total = np.where(cc < 10, 1, np.where(cc < 100, 2, 3)) + nat_len
-    return _Fast(decided, numbers, region, total, reparse)
+    return _Fast(decided, _spread_text(joined, valid), region, total, reparse)
+
+
+def _spread_text(values: pa.Array, where: np.ndarray) -> pa.Array:
+    """Text of length ``len(where)``: ``values`` in order at the True places, null elsewhere."""
+    offsets, data = _buffers(values)
+    lengths = np.zeros(len(where), dtype=np.int64)
+    lengths[where] = np.diff(offsets)
+    spread = np.zeros(len(where) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=spread[1:])
+    spread += offsets[0]
+    validity = np.packbits(where, bitorder="little")
+    return pa.Array.from_buffers(
+        _TEXT,
+        len(where),
+        [pa.py_buffer(validity), pa.py_buffer(spread), pa.py_buffer(data)],
+        null_count=int(len(where) - where.sum()),
+    )
 
 
 def _reparses(nsn: pa.Array, cc: int) -> np.ndarray:
@@ -723,7 +745,7 @@ def _national(
     rest = national & ~intl & ~unsure
     if rest.any():
         ridx = np.flatnonzero(rest)
-        width, np_unsure = _strip_np_checked(digits.text(ridx), ndig[ridx], meta)
+        width, np_unsure = _strip_np_checked(d.filter(pa.array(rest[idx])), ndig[ridx], meta)
         start[ridx] += width
         unsure[ridx[np_unsure]] = True
 

@@ -892,6 +892,7 @@ def validate(
 
     if duplicates != "keep" and ("email" in norm or "phone_number" in norm):
         candidates = ~failed
+        keep = pa.array(candidates)
         key_codes: list[np.ndarray | None] = []
         for fld in ("email", "phone_number"):
             if fld not in norm:
@@ -899,7 +900,7 @@ def validate(
             elif fld == "email" and norm[fld] is lowered:  # hashed for the email check
                 key_codes.append(email_codes[candidates])
             else:
-                key_codes.append(_key_codes(norm[fld][candidates]))
+                key_codes.append(_arrow.codes(_arrow.text_array(norm[fld]).filter(keep)))
         dup = _duplicates(rows[candidates], key_codes[0], key_codes[1], None, duplicates)
         if not dup.empty:
             pos = np.flatnonzero(candidates)[dup["_pos"].to_numpy()]
