@@ -22,7 +22,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["TEXT", "bools", "buffers", "codes", "objects", "series", "text_array"]
+__all__ = [
+    "TEXT",
+    "bools",
+    "buffers",
+    "byte_set",
+    "codes",
+    "has_byte",
+    "objects",
+    "series",
+    "text_array",
+]
 
 #: The one Arrow text type used here (64-bit offsets: no 2 GiB limit per column).
 TEXT: Final = pa.large_string()
@@ -98,3 +108,28 @@ def buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, "u1")
     return offsets, data
+
+
+def byte_set(chars: str) -> np.ndarray:
+    """A 256-entry mask of ASCII characters, for :func:`has_byte`."""
+    table = np.zeros(256, dtype=bool)
+    table[[ord(c) for c in chars]] = True
+    return table
+
+
+def has_byte(arr: pa.Array, table: np.ndarray) -> np.ndarray:
+    """Per value, whether it holds any of the ASCII characters in ``table`` (False for
+    missing): a regex character class search (``[:;,]``), in NumPy over the bytes.
+    UTF-8 never uses an ASCII byte inside another character, so this is exact.
+
+    Example:
+        >>> has_byte(text_array(["a;b", "ab", None]), byte_set(";,")).tolist()
+        [True, False, False]
+    """
+    if arr.null_count:
+        arr = arr.fill_null("")
+    offsets, data = buffers(arr)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    counts = np.zeros(hi - lo + 1, dtype=np.int32 if hi - lo < 2**31 else np.int64)
+    np.cumsum(table[data[lo:hi]], out=counts[1:])
+    return np.asarray(counts[offsets[1:] - lo] > counts[offsets[:-1] - lo], dtype=bool)

@@ -59,6 +59,7 @@ from synckit import _diagnostics, rules
 from synckit._arrow import TEXT as _TEXT
 from synckit._arrow import bools as _bools
 from synckit._arrow import buffers as _buffers
+from synckit._arrow import byte_set as _byte_set
 from synckit._arrow import series as _series
 from synckit._arrow import text_array as _arrow
 
@@ -248,6 +249,33 @@ def _from_buffers(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(
         _TEXT, len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
+
+
+_BODY: Final = _byte_set("0123456789 ().-")
+
+
+def _shaped(arr: pa.Array) -> np.ndarray:
+    """``_SHAPE`` as a full match, in NumPy over the bytes: a digit, or ``+`` or ``(``
+    and a digit, then digits and separators only (the tests hold it to RE2's verdict)."""
+    arr = arr.fill_null("") if arr.null_count else arr
+    offsets, data = _buffers(arr)
+    n = len(arr)
+    if not len(data):
+        return np.zeros(n, dtype=bool)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    outside = np.zeros(hi - lo + 1, dtype=np.int32 if hi - lo < 2**31 else np.int64)
+    np.cumsum(~_BODY[data[lo:hi]], out=outside[1:])
+    begin, end = offsets[:-1], offsets[1:]
+    length = end - begin
+    rest_ok = outside[end - lo] == outside[np.minimum(begin + 2, end) - lo]
+    last = len(data) - 1
+    first = np.where(length >= 1, data[np.minimum(begin, last)], 0)
+    second = np.where(length >= 2, data[np.minimum(begin + 1, last)], 0)
+    digit0 = (first >= _ZERO) & (first <= _ZERO + 9)
+    digit1 = (second >= _ZERO) & (second <= _ZERO + 9)
+    body1 = (length < 2) | _BODY[second]
+    opener = (first == _PLUS) | (first == ord("("))
+    return np.asarray(rest_ok & (length >= 1) & ((digit0 & body1) | (opener & digit1)), dtype=bool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -579,7 +607,7 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
     if n == 0:
         none = np.zeros(0, dtype=np.int64)
         return _Fast(decided, pa.nulls(0, _TEXT), region, none, decided)
-    shape = _re(s, _SHAPE, full=True)
+    shape = _shaped(s)
     digits = _Digits.of(s)
     ndig = digits.lengths
     shape &= (ndig >= _MIN_DIGITS) & (ndig <= _MAX_DIGITS)

@@ -28,7 +28,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import pandas as pd
 
-from synckit import _regions, rules
+from synckit import _arrow, _regions, rules
 from synckit.errors import ConfigError
 
 __all__ = [
@@ -62,6 +62,11 @@ SEPARATORS: Final[Mapping[str, str]] = {
 _ANY_SEPARATOR: Final[Mapping[str, str]] = {
     "email": r"[:;,\s]",
     "phone_number": r"[:;,|\r\n]",
+}
+# The same classes as bytes (RE2's \s, which Arrow text is searched with, is [\t\n\f\r ]).
+_SEPARATOR_BYTES: Final[Mapping[str, np.ndarray]] = {
+    "email": _arrow.byte_set(":;,\t\n\f\r "),
+    "phone_number": _arrow.byte_set(":;,|\r\n"),
 }
 
 
@@ -233,7 +238,10 @@ def first_valid(
     cut = np.zeros(n, dtype=bool)
     messages = np.full(n, None, dtype=object)
     pattern = SEPARATORS[field]
-    several = _contains(texts, _ANY_SEPARATOR[field])
+    if getattr(texts.dtype, "storage", None) == "pyarrow":
+        several = _arrow.has_byte(_arrow.text_array(texts), _SEPARATOR_BYTES[field])
+    else:
+        several = _contains(texts, _ANY_SEPARATOR[field])
     if not several.any():
         return texts, cut, messages
     idx = np.flatnonzero(several)
