@@ -1,0 +1,94 @@
+"""The byte-level shortcuts of the vectorised checks give the regex engine's verdicts.
+
+Validation reads digits, phone shapes and separator characters straight from
+the Arrow buffers with NumPy instead of RE2 (pyarrow's regex kernels, what the
+same checks used before). Each shortcut is held here to RE2 itself, on every
+ASCII character and on generated text with multi-byte characters, missing
+values and empty strings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import synckit
+from synckit import _arrow, _phone, _steps
+
+# text near the shapes the checks care about, with characters of 1 to 4 UTF-8 bytes
+ALPHABET = "0123456789 ().-+x/#:;,|\t\n\r\f\vé٣\u00a0\u3000😀"
+texts = st.lists(st.one_of(st.none(), st.text(alphabet=ALPHABET, max_size=12)), max_size=40)
+
+
+def arrow(values: list[str | None]) -> pa.Array:
+    return pa.array(values, type=pa.large_string())
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts)
+def test_digits_are_re2s_non_digits_removed(values: list[str | None]) -> None:
+    arr = arrow(values)
+    want = pc.replace_substring_regex(arr.fill_null(""), r"[^0-9]", "")
+    assert _phone._Digits.of(arr).text().to_pylist() == want.to_pylist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts)
+def test_phone_shape_is_re2s_full_match(values: list[str | None]) -> None:
+    arr = arrow(values)
+    assert _phone._shaped(arr).tolist() == _phone._re(arr, _phone._SHAPE, full=True).tolist()
+
+
+def test_phone_shape_edge_cases() -> None:
+    cases = {"": False, "+": False, "(": False, "1": True, "+1": True, "(1": True, "((1": False,
+             "+(1": False, "1+": False, " 1": False, "1 ": True, "+ 1": False,
+             "(415) 555-2671": True, "+44 7400 123456": True, "415/555": False}  # fmt: skip
+    arr = arrow(list(cases))
+    assert dict(zip(cases, _phone._shaped(arr).tolist(), strict=True)) == cases
+
+
+def test_separator_bytes_are_re2s_character_classes() -> None:
+    # RE2's \s is [\t\n\f\r ]: no \v, no Unicode spaces (Python's re differs)
+    chars = [chr(i) for i in range(128)] + ["\u00a0", "\u2003", "\x85", "é", "\u3000"]
+    arr = arrow(["a" + c + "b" for c in chars])
+    for field in ("email", "phone_number"):
+        regex = _arrow.bools(pc.match_substring_regex(arr, _steps._ANY_SEPARATOR[field]))
+        scanned = _arrow.has_byte(arr, _steps._SEPARATOR_BYTES[field])
+        assert scanned.tolist() == regex.tolist(), field
+    assert _arrow.has_byte(arrow(["a;b", None, ""]), _arrow.byte_set(";")).tolist() == [
+        True,
+        False,
+        False,
+    ]
+
+
+def test_spread_text_lays_values_over_rows() -> None:
+    out = _phone._spread_text(arrow(["+1", "+44"]), np.array([False, True, False, True]))
+    assert out.to_pylist() == [None, "+1", None, "+44"]
+    assert _phone._spread_text(arrow([]), np.zeros(2, dtype=bool)).to_pylist() == [None, None]
+
+
+def test_error_values_keep_pandas_inference() -> None:
+    # every rule reports text: the value column is text, missing cells NaN
+    text_only = synckit.validate(
+        pd.DataFrame({"email": ["bad@", "ok@example.com"], "phone_number": ["12", None]})
+    )
+    assert text_only.errors["value"].dtype == "str"
+    assert text_only.errors["value"].tolist() == ["bad@", "12"]
+    # a nested custom field reports its dict: object values (None for "required")
+    mixed = synckit.validate(
+        pd.DataFrame(
+            {
+                "email": ["bad@", "a@example.com", None],
+                "phone_number": [None, None, None],
+                "custom_fields": [None, {"a": {"b": 1}}, None],
+            }
+        )
+    )
+    assert mixed.errors["value"].dtype == object
+    assert mixed.errors["value"].tolist() == ["bad@", {"a": {"b": 1}}, None]
+    assert mixed.errors["code"].tolist() == ["invalid_email", "nested_custom_fields", "required"]
