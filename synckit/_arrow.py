@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 __all__ = [
     "TEXT",
+    "blank_to_null",
     "bools",
     "buffers",
     "byte_set",
@@ -32,6 +33,7 @@ __all__ = [
     "objects",
     "series",
     "text_array",
+    "trimmed",
 ]
 
 #: The one Arrow text type used here (64-bit offsets: no 2 GiB limit per column).
@@ -133,3 +135,35 @@ def has_byte(arr: pa.Array, table: np.ndarray) -> np.ndarray:
     counts = np.zeros(hi - lo + 1, dtype=np.int32 if hi - lo < 2**31 else np.int64)
     np.cumsum(table[data[lo:hi]], out=counts[1:])
     return np.asarray(counts[offsets[1:] - lo] > counts[offsets[:-1] - lo], dtype=bool)
+
+
+# Bytes a whitespace character can start or end with in UTF-8: ASCII controls and
+# space, and any byte of a multi-byte character (U+0085, U+00A0, U+2003, ...).
+_MAYBE_SPACE: Final = np.zeros(256, dtype=bool)
+_MAYBE_SPACE[:0x21] = True
+_MAYBE_SPACE[0x80:] = True
+
+
+def trimmed(arr: pa.Array) -> pa.Array:
+    """``pc.utf8_trim_whitespace``, skipped when no value can start or end with
+    whitespace (the usual clean column: one look at each value's first and last byte).
+
+    Example:
+        >>> trimmed(text_array([" a ", "b"])).to_pylist()
+        ['a', 'b']
+    """
+    offsets, data = buffers(arr)  # null slots are looked at too: harmless
+    nonempty = np.flatnonzero(np.diff(offsets) > 0)
+    if len(nonempty):
+        edges = np.concatenate([data[offsets[nonempty]], data[offsets[nonempty + 1] - 1]])
+        if _MAYBE_SPACE[edges].any():
+            return pc.utf8_trim_whitespace(arr)
+    return arr
+
+
+def blank_to_null(arr: pa.Array) -> pa.Array:
+    """Empty values become missing (a copy only when there is one)."""
+    empty = pc.equal(pc.binary_length(arr), 0)
+    if not pc.any(empty).as_py():
+        return arr
+    return pc.if_else(empty, pa.scalar(None, arr.type), arr)

@@ -583,8 +583,7 @@ def _text_checked(col: pd.Series) -> tuple[pd.Series, np.ndarray | None, pd.Seri
 
 def _clean(text: pd.Series) -> pd.Series:
     """Trimmed; empty or blank cells become missing."""
-    s = pc.utf8_trim_whitespace(_arrow.text_array(text))
-    s = pc.if_else(pc.equal(s, ""), pa.scalar(None, s.type), s)
+    s = _arrow.blank_to_null(_arrow.trimmed(_arrow.text_array(text)))
     return _arrow.series(s, text.index)
 
 
@@ -1088,7 +1087,7 @@ def _custom_values(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
     col = col.reset_index(drop=True)
     dtype = col.dtype
     if isinstance(dtype, pd.StringDtype):
-        text = pc.utf8_trim_whitespace(_arrow.text_array(col))
+        text = _arrow.trimmed(_arrow.text_array(col))
         present = _arrow.bools(pc.not_equal(text, ""))
         return _arrow.series(
             pc.if_else(pa.array(present), text, pa.scalar(None, text.type))

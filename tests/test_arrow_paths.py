@@ -92,3 +92,15 @@ def test_error_values_keep_pandas_inference() -> None:
     assert mixed.errors["value"].dtype == object
     assert mixed.errors["value"].tolist() == ["bad@", {"a": {"b": 1}}, None]
     assert mixed.errors["code"].tolist() == ["invalid_email", "nested_custom_fields", "required"]
+
+
+SPACES = " \t\n\v\f\r\x1c\x1f\x85\u00a0\u2003\u3000"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="ab" + SPACES, max_size=6)), max_size=30))
+def test_trim_shortcut_equals_arrows_trim(values: list[str | None]) -> None:
+    arr = arrow(values)
+    assert _arrow.trimmed(arr).to_pylist() == pc.utf8_trim_whitespace(arr).to_pylist()
+    blanks = _arrow.blank_to_null(pc.utf8_trim_whitespace(arr)).to_pylist()
+    assert blanks == [None if v is None or not v.strip(SPACES) else v.strip(SPACES) for v in values]
