@@ -320,6 +320,25 @@ class _Digits:
         out[~ok] = -1
         return out
 
+    def may_strip(self, rows: np.ndarray, start: np.ndarray, meta: _Meta | None) -> np.ndarray:
+        """Which numbers (digits of ``rows`` from ``start``) :func:`_strip_np` with
+        ``meta`` can do anything with: True unless the prefix is a list of literals
+        and the number starts with none of them (then it strips nothing, surely)."""
+        if meta is None or not meta.npfp:
+            return np.asarray(meta is None, dtype=bool).repeat(len(rows))
+        if meta.npfp_literals is None or meta.has_transform:
+            return np.ones(len(rows), dtype=bool)
+        begin = self.offsets[rows] + start
+        length = self.offsets[rows + 1] - begin
+        last = max(len(self.data) - 1, 0)
+        hit = np.zeros(len(rows), dtype=bool)
+        for literal in meta.npfp_literals:
+            match = length >= len(literal)
+            for k, char in enumerate(literal.encode()):
+                match &= self.data[np.minimum(begin + k, last)] == char
+            hit |= match
+        return hit
+
     def text(self, rows: np.ndarray | None = None, start: np.ndarray | int = 0) -> pa.Array:
         """The digits of ``rows`` from ``start`` (per row, or one for all) as Arrow text."""
         if rows is None:
@@ -654,14 +673,14 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
             _national(digits, national, meta_default, cc, start, unsure, intl)
 
     # '+' numbers: national prefix stripping with the country code's main region
-    todo_plus = intl & ~unsure
-    if todo_plus.any():
-        for code in np.unique(cc[todo_plus]).tolist():
-            sel = np.flatnonzero(todo_plus & (cc == code))
-            main = _main_meta(code)
-            if main is None:
-                unsure[sel] = True
-                continue
+    todo_plus = np.flatnonzero(intl & ~unsure)
+    for sel in _by_code(cc, todo_plus):
+        main = _main_meta(int(cc[sel[0]]))
+        if main is None:
+            unsure[sel] = True
+            continue
+        sel = sel[digits.may_strip(sel, start[sel], main)]
+        if len(sel):
             strip, np_unsure = _strip_np_checked(
                 digits.text(sel, start[sel]), ndig[sel] - start[sel], main
             )
@@ -683,9 +702,7 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
         return nsn.filter(pa.array(mask))
 
     if len(rows):
-        order = np.argsort(cc[rows], kind="stable")
-        bounds = np.flatnonzero(np.diff(cc[rows][order])) + 1
-        for group in np.split(order, bounds):
+        for group in _by_code(cc[rows], np.arange(len(rows))):
             code = int(cc[rows[group[0]]])
             sel = rows[group]
             sub = nsn.take(group)
@@ -693,7 +710,9 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
             decided[sel] = True
             valid[sel[ok]] = True
             region[sel[ok]] = regs[ok]
-            reparse[sel[ok]] = _reparses(sub.filter(pa.array(ok)), code)
+            good = sel[ok]
+            maybe = digits.may_strip(good, start[good], _main_meta(code))
+            reparse[good[maybe]] = _reparses(digits.text(good[maybe], start[good[maybe]]), code)
     # "+", country code, national number for the valid ones, then laid out over all
     # rows (null elsewhere) straight from the joined buffers
     good = valid[rows] if len(rows) else np.zeros(0, dtype=bool)
@@ -718,6 +737,14 @@ def _spread_text(values: pa.Array, where: np.ndarray) -> pa.Array:
         [pa.py_buffer(validity), pa.py_buffer(spread), pa.py_buffer(data)],
         null_count=int(len(where) - where.sum()),
     )
+
+
+def _by_code(cc: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """``rows`` grouped by their country code (``cc[rows]``), each group in order."""
+    if not len(rows):
+        return []
+    order = rows[np.argsort(cc[rows], kind="stable")]
+    return np.split(order, np.flatnonzero(np.diff(cc[order])) + 1)
 
 
 def _reparses(nsn: pa.Array, cc: int) -> np.ndarray:
@@ -771,6 +798,7 @@ def _national(
         start[sidx[take]] = pot_start[take]
         intl[sidx[take]] = True
     rest = national & ~intl & ~unsure
+    rest[idx[~digits.may_strip(idx, np.zeros(len(idx), dtype=np.int64), meta)]] = False
     if rest.any():
         ridx = np.flatnonzero(rest)
         width, np_unsure = _strip_np_checked(d.filter(pa.array(rest[idx])), ndig[ridx], meta)
