@@ -31,6 +31,7 @@ __all__ = [
     "codes",
     "has_byte",
     "objects",
+    "rows_of",
     "series",
     "text_array",
     "trimmed",
@@ -131,10 +132,14 @@ def has_byte(arr: pa.Array, table: np.ndarray) -> np.ndarray:
     if arr.null_count:
         arr = arr.fill_null("")
     offsets, data = buffers(arr)
-    lo, hi = int(offsets[0]), int(offsets[-1])
-    counts = np.zeros(hi - lo + 1, dtype=np.int32 if hi - lo < 2**31 else np.int64)
-    np.cumsum(table[data[lo:hi]], out=counts[1:])
-    return np.asarray(counts[offsets[1:] - lo] > counts[offsets[:-1] - lo], dtype=bool)
+    out = np.zeros(len(arr), dtype=bool)
+    out[rows_of(offsets, np.flatnonzero(table[data[offsets[0] : offsets[-1]]]) + offsets[0])] = True
+    return out
+
+
+def rows_of(offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The value each byte position belongs to (positions within the values' bytes)."""
+    return np.searchsorted(offsets, positions, side="right") - 1
 
 
 # Bytes a whitespace character can start or end with in UTF-8: ASCII controls and

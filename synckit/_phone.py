@@ -60,6 +60,7 @@ from synckit._arrow import TEXT as _TEXT
 from synckit._arrow import bools as _bools
 from synckit._arrow import buffers as _buffers
 from synckit._arrow import byte_set as _byte_set
+from synckit._arrow import rows_of as _rows_of
 from synckit._arrow import series as _series
 from synckit._arrow import text_array as _arrow
 
@@ -263,11 +264,13 @@ def _shaped(arr: pa.Array) -> np.ndarray:
     if not len(data):
         return np.zeros(n, dtype=bool)
     lo, hi = int(offsets[0]), int(offsets[-1])
-    outside = np.zeros(hi - lo + 1, dtype=np.int32 if hi - lo < 2**31 else np.int64)
-    np.cumsum(~_BODY[data[lo:hi]], out=outside[1:])
     begin, end = offsets[:-1], offsets[1:]
     length = end - begin
-    rest_ok = outside[end - lo] == outside[np.minimum(begin + 2, end) - lo]
+    # bytes outside digits and separators (few in a phone column): where they are
+    outside = np.flatnonzero(~_BODY[data[lo:hi]]) + lo
+    owner = _rows_of(offsets, outside)
+    rest_ok = np.ones(n, dtype=bool)
+    rest_ok[owner[outside - begin[owner] >= 2]] = False
     last = len(data) - 1
     first = np.where(length >= 1, data[np.minimum(begin, last)], 0)
     second = np.where(length >= 2, data[np.minimum(begin + 1, last)], 0)
