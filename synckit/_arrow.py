@@ -56,7 +56,10 @@ def text_array(values: pd.Series | pa.Array | pa.ChunkedArray | list[Any]) -> pa
             arr: Any = pa.array(values.array)
         else:
             cells = np.asarray(values.to_numpy(dtype=object), dtype=object)
-            arr = pa.array(cells, type=TEXT, from_pandas=True)
+            try:
+                arr = pa.array(cells, type=TEXT, from_pandas=True)
+            except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all text: as pandas' str reads it
+                arr = pa.array(pd.Series(cells, dtype="str").array)
     elif isinstance(values, list):
         arr = pa.array(values, type=TEXT, from_pandas=True)
     else:

@@ -104,3 +104,10 @@ def test_trim_shortcut_equals_arrows_trim(values: list[str | None]) -> None:
     assert _arrow.trimmed(arr).to_pylist() == pc.utf8_trim_whitespace(arr).to_pylist()
     blanks = _arrow.blank_to_null(pc.utf8_trim_whitespace(arr)).to_pylist()
     assert blanks == [None if v is None or not v.strip(SPACES) else v.strip(SPACES) for v in values]
+
+
+def test_cells_that_are_not_text_are_read_as_pandas_str_reads_them() -> None:
+    cells = pd.Series(["a", 1, None, 2.5], dtype=object)
+    assert _arrow.text_array(cells).to_pylist() == ["a", "1", None, "2.5"]
+    e164, _ = _phone.normalize_phones(pd.Series(["+14155552671", 4155552671], dtype=object), "US")
+    assert e164.tolist() == ["+14155552671", "+14155552671"]
