@@ -20,8 +20,10 @@ from typing import Final
 import email_validator
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from synckit import rules
+from synckit import _arrow, rules
 
 __all__ = ["PLAIN_EMAIL", "plain_mask", "valid_emails"]
 
@@ -35,9 +37,12 @@ _LOCAL_MAX: Final = 64
 _SPECIAL_TAIL: Final = (
     "[@.](?:" + "|".join(re.escape(str(d)) for d in email_validator.SPECIAL_USE_DOMAIN_NAMES) + ")$"
 )
+_PLAIN_ANCHORED: Final = "^(?:" + PLAIN_EMAIL + ")$"
+_NOT_PLAIN: Final = "--|" + _SPECIAL_TAIL
+_AT: Final = ord("@")
 
 
-def plain_mask(values: pd.Series) -> np.ndarray:
+def plain_mask(values: pd.Series | pa.Array) -> np.ndarray:
     """True where the address is certainly valid by the fast pattern alone.
 
     Example:
@@ -45,23 +50,25 @@ def plain_mask(values: pd.Series) -> np.ndarray:
         >>> plain_mask(pd.Series(["a.b+c@mail.example.org", "ü@example.com"])).tolist()
         [True, False]
     """
-    s = pd.Series(values, dtype="str").reset_index(drop=True)
-    ok = np.array(s.str.fullmatch(PLAIN_EMAIL).to_numpy(dtype=bool, na_value=False))
-    idx = np.flatnonzero(ok)
-    if not len(idx):
+    arr = _arrow.text_array(values)
+    ok = _arrow.bools(pc.match_substring_regex(arr, _PLAIN_ANCHORED))
+    if not ok.any():
         return ok
-    sub = s.iloc[idx]  # ASCII only from here, so pyarrow does all the work
-    good = np.array(sub.str.len().to_numpy(dtype=np.int64)) <= rules.EMAIL_MAX_LENGTH
-    good &= np.array(sub.str.find("@").to_numpy(dtype=np.int64)) <= _LOCAL_MAX
-    # "xn--" and other double hyphens bring IDNA rules: leave them to email-validator
-    good &= ~np.array(sub.str.contains("--", regex=False).to_numpy(dtype=bool))
-    # special-use domains (localhost, .test, .invalid, ...): the domain is one or ends with one
-    good &= ~np.array(sub.str.contains(_SPECIAL_TAIL, regex=True).to_numpy(dtype=bool))
-    ok[idx] = good
+    # ASCII only from here (the pattern says so): bytes are characters
+    offsets, data = _arrow.buffers(arr.filter(pa.array(ok)))
+    good = np.diff(offsets) <= rules.EMAIL_MAX_LENGTH
+    # the pattern allows exactly one "@" per address: where each one is
+    at = np.flatnonzero(data[offsets[0] : offsets[-1]] == _AT) + offsets[0]
+    good &= at - offsets[:-1] <= _LOCAL_MAX
+    # "xn--" and other double hyphens bring IDNA rules (email-validator's job), and
+    # special-use domains (localhost, .test, .invalid, ...) are refused: the domain
+    # is one or ends with one
+    good &= ~_arrow.bools(pc.match_substring_regex(arr.filter(pa.array(ok)), _NOT_PLAIN))
+    ok[np.flatnonzero(ok)] = good
     return ok
 
 
-def valid_emails(values: pd.Series) -> np.ndarray:
+def valid_emails(values: pd.Series | pa.Array) -> np.ndarray:
     """``rules.is_valid_email`` for each (distinct, trimmed, lower-cased) address.
 
     Example:
@@ -69,20 +76,18 @@ def valid_emails(values: pd.Series) -> np.ndarray:
         >>> valid_emails(pd.Series(["x@example.com", "x@localhost"])).tolist()
         [True, False]
     """
-    s = pd.Series(values, dtype="str").reset_index(drop=True)
-    ok = plain_mask(s)
+    arr = _arrow.text_array(values)
+    ok = plain_mask(arr)
     rest = np.flatnonzero(~ok)
     if not len(rest):
         return ok
-    sub = s.iloc[rest]
+    sub = arr.take(rest)
     # Certainly invalid without asking: no "@" or several (quoted local parts and
     # display names are not allowed), or ASCII whitespace (values come trimmed).
-    hopeless = np.array(
-        sub.str.contains(r"^[^@]*$|@.*@|[ \t\r\n\f\v]", regex=True).to_numpy(
-            dtype=bool, na_value=True
-        )
+    hopeless = _arrow.bools(
+        pc.fill_null(pc.match_substring_regex(sub, r"^[^@]*$|@.*@|[ \t\r\n\f\v]"), True)
     )
-    for i in rest[~hopeless]:
-        value = s.iat[i]
+    ask = ~hopeless
+    for i, value in zip(rest[ask].tolist(), sub.filter(pa.array(ask)).to_pylist(), strict=True):
         ok[i] = isinstance(value, str) and rules.is_valid_email(value)
     return ok

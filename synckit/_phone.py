@@ -51,16 +51,18 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata
 
 from synckit import _diagnostics, rules
-
-try:  # pandas keeps text in pyarrow when it is installed; use its RE2 directly
-    import pyarrow as _pa
-    import pyarrow.compute as _pc
-except ImportError:  # pragma: no cover - pandas without pyarrow: the pandas path
-    _pa = None
-    _pc = None
+from synckit._arrow import TEXT as _TEXT
+from synckit._arrow import bools as _bools
+from synckit._arrow import buffers as _buffers
+from synckit._arrow import byte_set as _byte_set
+from synckit._arrow import rows_of as _rows_of
+from synckit._arrow import series as _series
+from synckit._arrow import text_array as _arrow
 
 __all__ = [
     "CODES",
@@ -114,19 +116,21 @@ def _own_idd(text: str, region: str | None) -> bool:
     return found is not None and not digits[found.end() :].startswith("0")
 
 
-def _own_idd_many(texts: pd.Series, region: str | None) -> np.ndarray:
+def _own_idd_many(texts: pd.Series | pa.Array, region: str | None) -> np.ndarray:
     """:func:`_own_idd` for many texts: a vectorised prefilter on the digits, then the
     exact test (which needs the match's end) for the few that start like the prefix."""
     pattern = _idd_pattern(region)
     out = np.zeros(len(texts), dtype=bool)
     if pattern is None or not len(texts):
         return out
-    digits = texts.str.replace(r"[^0-9]", "", regex=True)
-    maybe = _regex(digits, pattern.pattern, full=False)
+    arr = _arrow(texts) if isinstance(texts, pd.Series) else texts
+    maybe = _re(_Digits.of(arr).text(), pattern.pattern, full=False)
     # digits beyond ASCII are normalised by libphonenumber only: test those exactly too
-    maybe |= ~np.array(texts.str.isascii().to_numpy(dtype=bool, na_value=True))
-    for i in np.flatnonzero(maybe).tolist():
-        out[i] = _own_idd(str(texts.iat[i]), region)
+    maybe |= ~_bools(pc.fill_null(pc.string_is_ascii(arr), True))
+    maybe &= _bools(arr.is_valid())
+    idx = np.flatnonzero(maybe)
+    for i, text in zip(idx.tolist(), arr.take(idx).to_pylist(), strict=True):
+        out[i] = _own_idd(str(text), region)
     return out
 
 
@@ -158,6 +162,14 @@ def slow_normalize_one(text: str, region: str | None) -> tuple[str, str] | None:
 
 # ---------------------------------------------------------------------------
 # the fast path
+#
+# Everything below works on Arrow arrays of distinct texts: RE2 (pyarrow's
+# regex kernels) for libphonenumber's patterns, numpy on the arrays' byte
+# buffers for digits, country codes and prefixes. Texts are never turned into
+# Python objects except the few the fast path leaves to phonenumbers, and a
+# national number is never copied out by itself: it is the digits of its text
+# from a start position (after the country code and national prefix), cut
+# out of the digit buffer in one gather when a group of numbers needs it.
 
 # Text the fast path understands: digits and the separators libphonenumber
 # simply drops, optionally one leading plus. Anything else (letters, '#',
@@ -180,16 +192,181 @@ _TYPE_DESCS: Final = (
     "uan",
     "voicemail",
 )
+_PLUS: Final = ord("+")
+_ZERO: Final = ord("0")
+_PLUS_TEXT: Final = pa.scalar("+", _TEXT)
+_EMPTY: Final = pa.scalar("", _TEXT)
+
+#: Every region libphonenumber names (and ``001``, non-geographic), by a small
+#: integer: results carry region codes, and text is made once per distinct region.
+_REGION_NAMES: Final = tuple(
+    dict.fromkeys(r for rs in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.values() for r in rs)
+)
+_REGION_CODE: Final = {r: i for i, r in enumerate(_REGION_NAMES)}
+_REGION_ARROW: Final = pa.array(_REGION_NAMES, type=_TEXT)
+#: ``_IS_CC[c]``: ``c`` is a country calling code (they are prefix-free, below 1000).
+_IS_CC: Final = np.zeros(1000, dtype=bool)
+_IS_CC[[c for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE if 0 < c < 1000]] = True
 
 
-@dataclass(frozen=True)
+def _region_code(region: str | None) -> int:
+    if region is None:
+        return -1
+    code = _REGION_CODE.get(region)
+    if code is None:  # pragma: no cover - a region phonenumbers names is always listed
+        raise ValueError(f"unknown region {region!r}")
+    return code
+
+
+def _region_text(codes: np.ndarray) -> pa.Array:
+    """Region codes back to text (null for -1)."""
+    return _REGION_ARROW.take(pa.array(codes, mask=codes < 0))
+
+
+def _re(arr: pa.Array, pattern: str, *, full: bool) -> np.ndarray:
+    """Anchored RE2 test per value (full match, or prefix match like ``re.match``).
+
+    The differential tests prove the verdicts equal Python's ``re`` on
+    libphonenumber's patterns.
+    """
+    if not len(arr):
+        return np.zeros(0, dtype=bool)
+    anchored = "^(?:" + pattern + (")$" if full else ")")
+    return _bools(pc.match_substring_regex(arr, anchored))
+
+
+def _regex(s: pd.Series | pa.Array, pattern: str, *, full: bool) -> np.ndarray:
+    """:func:`_re` for pandas text too."""
+    return _re(_arrow(s) if isinstance(s, pd.Series) else s, pattern, full=full)
+
+
+def _startswith(arr: pa.Array, prefix: str) -> np.ndarray:
+    if not len(arr):
+        return np.zeros(0, dtype=bool)
+    return _bools(pc.starts_with(arr, prefix))
+
+
+def _from_buffers(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    return pa.Array.from_buffers(
+        _TEXT, len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+_BODY: Final = _byte_set("0123456789 ().-")
+
+
+def _shaped(arr: pa.Array) -> np.ndarray:
+    """``_SHAPE`` as a full match, in NumPy over the bytes: a digit, or ``+`` or ``(``
+    and a digit, then digits and separators only (the tests hold it to RE2's verdict)."""
+    arr = arr.fill_null("") if arr.null_count else arr
+    offsets, data = _buffers(arr)
+    n = len(arr)
+    if not len(data):
+        return np.zeros(n, dtype=bool)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    begin, end = offsets[:-1], offsets[1:]
+    length = end - begin
+    # bytes outside digits and separators (few in a phone column): where they are
+    outside = np.flatnonzero(~_BODY[data[lo:hi]]) + lo
+    owner = _rows_of(offsets, outside)
+    rest_ok = np.ones(n, dtype=bool)
+    rest_ok[owner[outside - begin[owner] >= 2]] = False
+    last = len(data) - 1
+    first = np.where(length >= 1, data[np.minimum(begin, last)], 0)
+    second = np.where(length >= 2, data[np.minimum(begin + 1, last)], 0)
+    digit0 = (first >= _ZERO) & (first <= _ZERO + 9)
+    digit1 = (second >= _ZERO) & (second <= _ZERO + 9)
+    body1 = (length < 2) | _BODY[second]
+    opener = (first == _PLUS) | (first == ord("("))
+    return np.asarray(rest_ok & (length >= 1) & ((digit0 & body1) | (opener & digit1)), dtype=bool)
+
+
+@dataclass(frozen=True, eq=False)
+class _Digits:
+    """The ASCII digits of each text, in one buffer (what ``[^0-9]`` removal leaves).
+
+    Bytes of other UTF-8 characters are never in ``0x30``-``0x39``, so this is
+    exactly RE2's ``replace_substring_regex(texts, "[^0-9]", "")``, in a few
+    numpy passes instead of one regex replacement per character.
+    """
+
+    offsets: np.ndarray  # int64, n + 1
+    data: np.ndarray  # uint8, the digits one after another
+
+    @classmethod
+    def of(cls, arr: pa.Array) -> _Digits:
+        arr = arr.fill_null("") if arr.null_count else arr
+        offsets, data = _buffers(arr)
+        lo, hi = int(offsets[0]), int(offsets[-1])
+        seg = data[lo:hi]
+        is_digit = (seg >= _ZERO) & (seg <= _ZERO + 9)
+        # running count of digits (int32 when it fits: half the memory traffic)
+        counts = np.zeros(len(seg) + 1, dtype=np.int32 if len(seg) < 2**31 else np.int64)
+        np.cumsum(is_digit, out=counts[1:])
+        return cls(counts[offsets - lo].astype(np.int64), seg[is_digit])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def head(self, width: int) -> np.ndarray:
+        """The first ``width`` digits as an integer (-1 where there are fewer)."""
+        n = len(self.offsets) - 1
+        ok = self.lengths >= width
+        out = np.zeros(n, dtype=np.int64)
+        if not len(self.data):
+            return np.full(n, -1, dtype=np.int64)
+        last = len(self.data) - 1
+        for k in range(width):
+            pos = np.minimum(self.offsets[:-1] + k, last)
+            out = out * 10 + (self.data[pos].astype(np.int64) - _ZERO)
+        out[~ok] = -1
+        return out
+
+    def may_strip(self, rows: np.ndarray, start: np.ndarray, meta: _Meta | None) -> np.ndarray:
+        """Which numbers (digits of ``rows`` from ``start``) :func:`_strip_np` with
+        ``meta`` can do anything with: True unless the prefix is a list of literals
+        and the number starts with none of them (then it strips nothing, surely)."""
+        if meta is None or not meta.npfp:
+            return np.asarray(meta is None, dtype=bool).repeat(len(rows))
+        if meta.npfp_literals is None or meta.has_transform:
+            return np.ones(len(rows), dtype=bool)
+        begin = self.offsets[rows] + start
+        length = self.offsets[rows + 1] - begin
+        last = max(len(self.data) - 1, 0)
+        hit = np.zeros(len(rows), dtype=bool)
+        for literal in meta.npfp_literals:
+            match = length >= len(literal)
+            for k, char in enumerate(literal.encode()):
+                match &= self.data[np.minimum(begin + k, last)] == char
+            hit |= match
+        return hit
+
+    def text(self, rows: np.ndarray | None = None, start: np.ndarray | int = 0) -> pa.Array:
+        """The digits of ``rows`` from ``start`` (per row, or one for all) as Arrow text."""
+        if rows is None:
+            rows = np.arange(len(self.offsets) - 1)
+        begin = self.offsets[rows] + start
+        lengths = self.offsets[rows + 1] - begin
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # byte positions to copy: each value's run, one after another (int32 when it
+        # fits: half the memory traffic of the gather)
+        index = np.int32 if len(self.data) < 2**31 else np.int64
+        gather = np.repeat((begin - offsets[:-1]).astype(index), lengths)
+        gather += np.arange(offsets[-1], dtype=index)
+        return _from_buffers(offsets, self.data[gather])
+
+
+@dataclass(frozen=True, eq=False)
 class _Desc:
     pattern: str
-    lengths: frozenset[int] | None  # None: no length restriction
+    lengths: np.ndarray | None  # None: no length restriction
+    length_set: frozenset[int] | None
 
 
-@dataclass(frozen=True)
-class _Meta:
+@dataclass(frozen=True, eq=False)
+class _Meta:  # compared and hashed by identity: one per region (cached)
     region: str
     country_code: str
     general: _Desc | None
@@ -199,10 +376,10 @@ class _Meta:
     npfp_literals: tuple[str, ...] | None  # the prefix regex is just alternatives of digits
     has_transform: bool
     idd: str | None
-    local_only: frozenset[int]
+    local_only: np.ndarray
     min_length: int
     max_length: int
-    possible: frozenset[int]
+    possible: np.ndarray
 
 
 def _desc(raw: object) -> _Desc | None:
@@ -210,7 +387,9 @@ def _desc(raw: object) -> _Desc | None:
     if raw is None or not pattern:
         return None
     lengths = tuple(getattr(raw, "possible_length", ()) or ())
-    return _Desc(pattern, frozenset(lengths) if lengths else None)
+    if not lengths:
+        return _Desc(pattern, None, None)
+    return _Desc(pattern, np.array(lengths, dtype=np.int64), frozenset(lengths))
 
 
 @cache
@@ -238,10 +417,10 @@ def _meta(region: str, country_code: int) -> _Meta | None:
         ),
         has_transform=bool(raw.national_prefix_transform_rule),
         idd=raw.international_prefix,
-        local_only=frozenset(general_desc.possible_length_local_only or ()),
+        local_only=np.array(tuple(general_desc.possible_length_local_only or ()), dtype=np.int64),
         min_length=possible[0] if possible else -1,
         max_length=possible[-1] if possible else -1,
-        possible=frozenset(possible),
+        possible=np.array(possible, dtype=np.int64),
     )
 
 
@@ -257,157 +436,130 @@ def _main_meta(country_code: int) -> _Meta | None:
     return _meta(regions[0], country_code)
 
 
-def _regex(s: pd.Series, pattern: str, *, full: bool) -> np.ndarray:
-    """Anchored regex test per value (full match, or prefix match like ``re.match``).
-
-    Goes straight to pyarrow's RE2 for arrow-backed text (the pandas wrapper
-    costs more than the matching on the many small groups here); the
-    differential tests prove the verdicts equal Python's ``re``.
-    """
-    if not len(s):
-        return np.zeros(0, dtype=bool)
-    if _pc is not None and getattr(s.dtype, "storage", None) == "pyarrow":
-        anchored = "^(?:" + pattern + (")$" if full else ")")
-        res = _pc.match_substring_regex(_pa.array(s.array), anchored).fill_null(False)
-        return np.array(res.to_numpy(zero_copy_only=False), dtype=bool)
-    out = s.str.fullmatch(pattern) if full else s.str.match(pattern)
-    return np.array(out.to_numpy(dtype=bool, na_value=False))
-
-
-def _text(values: np.ndarray) -> pd.Series:
-    return pd.Series(values, dtype="str")
-
-
-def _fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
-    return _regex(s, pattern, full=True)
-
-
-def _desc_match(s: pd.Series, lengths: np.ndarray, desc: _Desc | None) -> np.ndarray:
+def _desc_match(s: pa.Array, lengths: np.ndarray, desc: _Desc | None) -> np.ndarray:
     """libphonenumber's ``_is_number_matching_desc``: length gate, then the pattern."""
     if desc is None:
         return np.zeros(len(s), dtype=bool)
-    ok = (
-        np.ones(len(s), dtype=bool)
-        if desc.lengths is None
-        else np.isin(lengths, list(desc.lengths))
-    )
+    if desc.lengths is None:
+        return _re(s, desc.pattern, full=True)
+    ok = np.isin(lengths, desc.lengths)
+    if ok.all():
+        return _re(s, desc.pattern, full=True)
     if ok.any():
-        hit = np.zeros(len(s), dtype=bool)
-        hit[ok] = _fullmatch(s[ok], desc.pattern)
-        ok = hit
+        idx = np.flatnonzero(ok)
+        ok[idx] = _re(s.take(idx), desc.pattern, full=True)
     return ok
 
 
 @lru_cache(maxsize=4096)
 def _types_for_length(meta: _Meta, length: int) -> str | None:
     """One alternation of every type pattern whose possible lengths admit ``length``."""
-    patterns = [d.pattern for d in meta.types if d.lengths is None or length in d.lengths]
+    patterns = [d.pattern for d in meta.types if d.length_set is None or length in d.length_set]
     return "|".join(f"(?:{p})" for p in patterns) if patterns else None
 
 
-def _general_viable(s: pd.Series, meta: _Meta) -> np.ndarray:
+def _general_viable(s: pa.Array, meta: _Meta) -> np.ndarray:
     """``_match_national_number(number, general_desc)``: the pattern alone, no length gate."""
     if meta.general is None:
         return np.zeros(len(s), dtype=bool)
-    return _fullmatch(s, meta.general.pattern)
+    return _re(s, meta.general.pattern, full=True)
 
 
 def _length_accepts(lengths: np.ndarray, meta: _Meta) -> np.ndarray:
     """``_test_number_length`` is neither TOO_SHORT, IS_POSSIBLE_LOCAL_ONLY nor INVALID_LENGTH."""
     if meta.min_length == -1:
         return np.zeros(len(lengths), dtype=bool)
-    local = np.isin(lengths, list(meta.local_only))
+    local = np.isin(lengths, meta.local_only)
     too_long = lengths > meta.max_length
-    possible = np.isin(lengths, list(meta.possible))
+    possible = np.isin(lengths, meta.possible)
     return np.array(~local & (possible | too_long))
 
 
-def _strip_np(s: pd.Series, meta: _Meta) -> tuple[pd.Series, np.ndarray]:
+def _strip_np(s: pa.Array, meta: _Meta) -> tuple[np.ndarray, np.ndarray]:
     """``_maybe_strip_national_prefix_carrier_code`` for literal prefixes.
 
-    Returns the numbers and a mask of rows the fast path cannot decide
-    (prefix is a regex that matches, or there is a transform rule).
+    Returns how many leading digits to strip per number, and a mask of those
+    the fast path cannot decide (the prefix is a regex that matches, or there
+    is a transform rule).
     """
-    unsure = np.zeros(len(s), dtype=bool)
-    if not meta.npfp or len(s) == 0:
-        return s, unsure
+    n = len(s)
+    width = np.zeros(n, dtype=np.int64)
+    if not meta.npfp or n == 0:
+        return width, np.zeros(n, dtype=bool)
     if meta.npfp_literals is None or meta.has_transform:
         # A regex prefix: only rows where it cannot match at all are certain.
         # (A pattern that matches the empty string matches everything.)
-        matched = _regex(s, meta.npfp, full=False)
+        matched = _re(s, meta.npfp, full=False)
         # An empty match that captured nothing strips nothing (Argentina's prefix
         # matches every number this way): those rows are certain. Python's re,
         # as phonenumbers uses it, judges each value.
         pattern = _compiled(meta.npfp)
-        for i in np.flatnonzero(matched):
-            m = pattern.match(str(s.iat[int(i)]))
+        idx = np.flatnonzero(matched)
+        for i, text in zip(idx.tolist(), s.take(idx).to_pylist(), strict=True):
+            m = pattern.match(text)
             if m is not None and m.end() == 0 and all(g is None for g in m.groups()):
                 matched[i] = False
-        return s, matched
+        return width, matched
     # re.match on "a|b" takes the first alternative that matches, in order
-    plen = np.zeros(len(s), dtype=np.int64)
     for literal in meta.npfp_literals:
-        hit = np.array(s.str.startswith(literal).to_numpy(dtype=bool, na_value=False))
-        plen[hit & (plen == 0)] = len(literal)
-    has = plen > 0
+        hit = _startswith(s, literal)
+        width[hit & (width == 0)] = len(literal)
+    has = width > 0
     if not has.any():
-        return s, unsure
-    out = s.copy()
-    for width in np.unique(plen[has]):
-        sel = np.flatnonzero(plen == width)
-        sub = s.iloc[sel]
-        cand = sub.str.slice(int(width))
+        return width, np.zeros(n, dtype=bool)
+    for w in np.unique(width[has]).tolist():
+        sel = np.flatnonzero(width == w)
+        sub = s.take(sel)
         viable_orig = _general_viable(sub, meta)
-        viable_cand = _general_viable(cand, meta)
-        strip = ~(viable_orig & ~viable_cand)
-        out.iloc[sel[strip]] = cand[strip].to_numpy()
-    return out, unsure
+        viable_cand = _general_viable(pc.utf8_slice_codeunits(sub, w), meta)
+        keep = viable_orig & ~viable_cand  # stripping would spoil a viable number
+        width[sel[keep]] = 0
+    return width, np.zeros(n, dtype=bool)
 
 
-def _strip_np_checked(s: pd.Series, meta: _Meta) -> tuple[pd.Series, np.ndarray]:
+def _strip_np_checked(
+    s: pa.Array, lengths: np.ndarray, meta: _Meta
+) -> tuple[np.ndarray, np.ndarray]:
     """parse()'s use of national-prefix stripping: kept only if the length test allows it."""
-    stripped, unsure = _strip_np(s, meta)
-    if stripped is s:
-        return s, unsure
-    lengths = stripped.str.len().to_numpy()
-    keep = _length_accepts(np.array(lengths, dtype=np.int64), meta)
-    return s.where(~pd.Series(keep, index=s.index), stripped), unsure
+    width, unsure = _strip_np(s, meta)
+    if width.any():
+        width[~_length_accepts(lengths - width, meta)] = 0
+    return width, unsure
 
 
-def _classify(nsn: pd.Series, cc: int) -> tuple[np.ndarray, np.ndarray]:
-    """Region and validity of national significant numbers of one country code.
+def _classify(nsn: pa.Array, lengths: np.ndarray, cc: int) -> tuple[np.ndarray, np.ndarray]:
+    """Region (code) and validity of national significant numbers of one country code.
 
     Mirrors ``region_code_for_number`` (leading digits, else full type check,
     region by region in metadata order) and ``is_valid_number``.
     """
     n = len(nsn)
-    regions = np.full(n, None, dtype=object)
+    regions = np.full(n, -1, dtype=np.int64)
     valid = np.zeros(n, dtype=bool)
     region_list = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())
-    lengths = np.array(nsn.str.len().to_numpy(), dtype=np.int64)
     todo = np.ones(n, dtype=bool)
     for region in region_list:
         meta = _meta(region, cc)
         if meta is None or not todo.any():
             continue
         idx = np.flatnonzero(todo)
-        sub = nsn.iloc[idx]
+        sub = nsn if len(idx) == n else nsn.take(idx)
         if len(region_list) > 1 and meta.leading_digits is not None:
-            claimed = _regex(sub, meta.leading_digits, full=False)
+            claimed = _re(sub, meta.leading_digits, full=False)
             idx = idx[claimed]
-            type_ok = _type_known(nsn.iloc[idx], lengths[idx], meta)
+            type_ok = _type_known(nsn.take(idx), lengths[idx], meta)
         else:
             type_ok = _type_known(sub, lengths[idx], meta)
             if len(region_list) > 1:
                 idx = idx[type_ok]
                 type_ok = type_ok[type_ok]
-        regions[idx] = region
+        regions[idx] = _region_code(region)
         valid[idx] = type_ok
         todo[idx] = False
     return regions, valid
 
 
-def _type_known(s: pd.Series, lengths: np.ndarray, meta: _Meta) -> np.ndarray:
+def _type_known(s: pa.Array, lengths: np.ndarray, meta: _Meta) -> np.ndarray:
     """``_number_type_helper(...) != UNKNOWN``: the general desc and at least one type desc.
 
     The type descs are tried together, one alternation per number length
@@ -423,8 +575,26 @@ def _type_known(s: pd.Series, lengths: np.ndarray, meta: _Meta) -> np.ndarray:
         if pattern is None:
             continue
         sel = idx[lengths[idx] == length]
-        found[sel] = _fullmatch(s.iloc[sel], pattern)
+        found[sel] = _re(s.take(sel), pattern, full=True)
     return found
+
+
+@dataclass
+class _Fast:
+    """What the fast path found for each distinct text.
+
+    ``decided``: the fast path is sure (valid or not); ``e164``: Arrow text,
+    null where not valid (or not decided); ``region``: region codes
+    (:data:`_REGION_NAMES`), -1 where not valid. For valid numbers, what
+    :func:`_check_canonical` asks: ``total``, the digits of the E.164 text;
+    ``reparse``, whether parsing that text again might give another number.
+    """
+
+    decided: np.ndarray
+    e164: pa.Array
+    region: np.ndarray
+    total: np.ndarray
+    reparse: np.ndarray
 
 
 def fast_normalize(
@@ -439,58 +609,57 @@ def fast_normalize(
     Example:
         >>> import pandas as pd
         >>> e, r, d = fast_normalize(pd.Series(["+1 415-555-2671", "tel: 123"]), "US")
-        >>> e.tolist(), r.tolist(), d.tolist()
-        (['+14155552671', None], ['US', None], [True, False])
+        >>> e.tolist(), r.tolist()
+        (['+14155552671', None], ['US', None])
+        >>> d.tolist()
+        [True, False]
     """
-    e164, region, decided, _cc, _nsn = _fast_normalize(values, default_region)
-    return e164, region, decided
+    found = _fast_normalize(_arrow(values), default_region)
+    e164 = np.array(found.e164.to_numpy(zero_copy_only=False), dtype=object)
+    region = np.array(_region_text(found.region).to_numpy(zero_copy_only=False), dtype=object)
+    return e164, region, found.decided
 
 
-def _fast_normalize(
-    values: pd.Series, default_region: str | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`fast_normalize`, plus the country code and national number of valid results."""
-    s = pd.Series(values, dtype="str").reset_index(drop=True)
+def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
+    """:func:`fast_normalize` on Arrow text."""
+    s = texts.fill_null("") if texts.null_count else texts
     n = len(s)
-    e164 = np.full(n, None, dtype=object)
-    region = np.full(n, None, dtype=object)
     decided = np.zeros(n, dtype=bool)
-    nsn_out = np.full(n, None, dtype=object)
-    cc_arr = np.zeros(n, dtype=np.int64)
+    region = np.full(n, -1, dtype=np.int64)
     if n == 0:
-        return e164, region, decided, cc_arr, nsn_out
-    shape = _fullmatch(s, _SHAPE)
-    digits = s.str.replace(r"[^0-9]", "", regex=True)
-    ndig = np.array(digits.str.len().to_numpy(dtype=np.int64, na_value=0))
+        none = np.zeros(0, dtype=np.int64)
+        return _Fast(decided, pa.nulls(0, _TEXT), region, none, decided)
+    shape = _shaped(s)
+    digits = _Digits.of(s)
+    ndig = digits.lengths
     shape &= (ndig >= _MIN_DIGITS) & (ndig <= _MAX_DIGITS)
-    with_ext = ~shape & _fullmatch(s, _EXT_SHAPE)
-    decided[with_ext] = True
-    plus = np.array(s.str.startswith("+").to_numpy(dtype=bool, na_value=False)) & shape
+    other = np.flatnonzero(~shape)
+    if len(other):
+        decided[other] = _re(s.take(other), _EXT_SHAPE, full=True)  # an extension: invalid
+    offsets, data = _buffers(s)
+    first = data[np.minimum(offsets[:-1], max(len(data) - 1, 0))] if len(data) else offsets[:-1]
+    plus = shape & (np.diff(offsets) > 0) & (first == _PLUS)
     national = shape & ~plus
 
-    # (country code, national number before prefix stripping) per row
-    # numbers are collected in a plain object array: assigning into an
-    # arrow-backed Series rebuilds it each time
-    nat = np.full(n, "", dtype=object)
+    # Each row's number is (country code, its digits from ``start``): the
+    # national number before, then after, national-prefix stripping.
+    cc = np.zeros(n, dtype=np.int64)
+    start = np.zeros(n, dtype=np.int64)
     unsure = np.zeros(n, dtype=bool)
     intl = plus.copy()  # country code read from the text
 
     if plus.any():
-        idx = np.flatnonzero(plus)
-        d = digits.iloc[idx]
-        found = np.zeros(len(idx), dtype=bool)
+        found = np.zeros(n, dtype=bool)
+        leading_zero = digits.head(1) == 0
         for width in (1, 2, 3):
-            head = d.str.slice(0, width)
-            listed = head.isin([str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE])
-            known = np.array(listed.to_numpy(dtype=bool, na_value=False)) & ~found
-            known &= np.array(~d.str.startswith("0").to_numpy(dtype=bool, na_value=False))
-            if known.any():
-                sel = idx[known]
-                cc_arr[sel] = head[known].astype(np.int64).to_numpy()
-                nat[sel] = d[known].str.slice(width).to_numpy(dtype=object)
-                found |= known
+            head = digits.head(width)
+            known = plus & ~found & ~leading_zero & (head >= 0)
+            known &= _IS_CC[np.clip(head, 0, 999)]
+            cc[known] = head[known]
+            start[known] = width
+            found |= known
         # unknown country code: parse() retries it as a national number
-        unsure[idx[~found]] = True
+        unsure[plus & ~found] = True
 
     meta_default = None
     if default_region:
@@ -504,156 +673,205 @@ def _fast_normalize(
         if meta_default is None:
             unsure[national] = True  # parse() raises; let it say so
         else:
-            idx = np.flatnonzero(national)
-            d = digits.iloc[idx]
-            idd = (
-                _regex(d, meta_default.idd, full=False)
-                if meta_default.idd
-                else np.zeros(len(idx), dtype=bool)
-            )
-            unsure[idx[idd]] = True
-            cc = int(meta_default.country_code)
-            cc_arr[idx] = cc
-            nat[idx] = d.to_numpy(dtype=object)
-            # "starts with the default country code": parse() may take it as one
-            starts = (
-                np.array(
-                    d.str.startswith(meta_default.country_code).to_numpy(dtype=bool, na_value=False)
-                )
-                & ~idd
-            )
-            if starts.any():
-                sidx = idx[starts]
-                full = d[starts]
-                pot, pot_unsure = _strip_np(
-                    full.str.slice(len(meta_default.country_code)), meta_default
-                )
-                unsure[sidx[pot_unsure]] = True
-                full_len = np.array(full.str.len().to_numpy(), dtype=np.int64)
-                too_long = (
-                    (meta_default.min_length != -1)
-                    & (full_len > meta_default.max_length)
-                    & ~np.isin(full_len, list(meta_default.local_only))
-                )
-                take = (
-                    ~_general_viable(full, meta_default) & _general_viable(pot, meta_default)
-                ) | too_long
-                take &= ~pot_unsure
-                # taken: the country code is read off, and the rest is handled
-                # like a '+' number (prefix stripping with the main region)
-                nat[sidx[take]] = pot[take].to_numpy(dtype=object)
-                intl[sidx[take]] = True
-            rest = national & ~intl & ~unsure
-            if rest.any():
-                ridx = np.flatnonzero(rest)
-                stripped, np_unsure = _strip_np_checked(_text(nat[ridx]), meta_default)
-                nat[ridx] = stripped.to_numpy(dtype=object)
-                unsure[ridx[np_unsure]] = True
+            _national(digits, national, meta_default, cc, start, unsure, intl)
 
     # '+' numbers: national prefix stripping with the country code's main region
-    todo_plus = intl & ~unsure
-    if todo_plus.any():
-        for cc in np.unique(cc_arr[todo_plus]):
-            sel = np.flatnonzero(todo_plus & (cc_arr == cc))
-            main = _main_meta(int(cc))
-            if main is None:
-                unsure[sel] = True
-                continue
-            stripped, np_unsure = _strip_np_checked(_text(nat[sel]), main)
-            nat[sel] = stripped.to_numpy(dtype=object)
+    todo_plus = np.flatnonzero(intl & ~unsure)
+    for sel in _by_code(cc, todo_plus):
+        main = _main_meta(int(cc[sel[0]]))
+        if main is None:
+            unsure[sel] = True
+            continue
+        sel = sel[digits.may_strip(sel, start[sel], main)]
+        if len(sel):
+            strip, np_unsure = _strip_np_checked(
+                digits.text(sel, start[sel]), ndig[sel] - start[sel], main
+            )
+            start[sel] += strip
             unsure[sel[np_unsure]] = True
 
     ready = shape & ~unsure
-    nat_len = np.fromiter(map(len, nat), dtype=np.int64, count=n)
+    nat_len = ndig - start
     # parse() refuses national numbers shorter than 2 or longer than 17 digits
     bad_len = ready & ((nat_len < 2) | (nat_len > _MAX_DIGITS))
     decided[bad_len] = True
     ready &= ~bad_len
-    for cc in np.unique(cc_arr[ready]):
-        sel = np.flatnonzero(ready & (cc_arr == cc))
-        sub = _text(nat[sel])
-        regs, ok = _classify(sub, int(cc))
-        decided[sel] = True
-        good = sel[ok]
-        region[good] = regs[ok]
-        e164[good] = ("+" + str(int(cc)) + sub[ok]).to_numpy(dtype=object)
-        nsn_out[good] = nat[good]
-    return e164, region, decided, cc_arr, nsn_out
+    valid = np.zeros(n, dtype=bool)
+    reparse = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(ready)
+    nsn = digits.text(rows, start[rows])  # every national number, cut out once
+
+    def nsn_of(mask: np.ndarray) -> pa.Array:
+        return nsn.filter(pa.array(mask))
+
+    if len(rows):
+        for group in _by_code(cc[rows], np.arange(len(rows))):
+            code = int(cc[rows[group[0]]])
+            sel = rows[group]
+            sub = nsn.take(group)
+            regs, ok = _classify(sub, nat_len[sel], code)
+            decided[sel] = True
+            valid[sel[ok]] = True
+            region[sel[ok]] = regs[ok]
+            good = sel[ok]
+            maybe = digits.may_strip(good, start[good], _main_meta(code))
+            reparse[good[maybe]] = _reparses(digits.text(good[maybe], start[good[maybe]]), code)
+    # "+", country code, national number for the valid ones, then laid out over all
+    # rows (null elsewhere) straight from the joined buffers
+    good = valid[rows] if len(rows) else np.zeros(0, dtype=bool)
+    country = pc.cast(pa.array(cc[rows[good]]), _TEXT)
+    joined = pc.binary_join_element_wise(_PLUS_TEXT, country, nsn_of(good), _EMPTY)
+    total = np.where(cc < 10, 1, np.where(cc < 100, 2, 3)) + nat_len
+    return _Fast(decided, _spread_text(joined, valid), region, total, reparse)
+
+
+def _spread_text(values: pa.Array, where: np.ndarray) -> pa.Array:
+    """Text of length ``len(where)``: ``values`` in order at the True places, null elsewhere."""
+    offsets, data = _buffers(values)
+    lengths = np.zeros(len(where), dtype=np.int64)
+    lengths[where] = np.diff(offsets)
+    spread = np.zeros(len(where) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=spread[1:])
+    spread += offsets[0]
+    validity = np.packbits(where, bitorder="little")
+    return pa.Array.from_buffers(
+        _TEXT,
+        len(where),
+        [pa.py_buffer(validity), pa.py_buffer(spread), pa.py_buffer(data)],
+        null_count=int(len(where) - where.sum()),
+    )
+
+
+def _by_code(cc: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """``rows`` grouped by their country code (``cc[rows]``), each group in order."""
+    if not len(rows):
+        return []
+    order = rows[np.argsort(cc[rows], kind="stable")]
+    return np.split(order, np.flatnonzero(np.diff(cc[order])) + 1)
+
+
+def _reparses(nsn: pa.Array, cc: int) -> np.ndarray:
+    """Whether ``+<cc><nsn>``, parsed again, might not give itself back: its country's
+    main region would strip a national prefix from it (or cannot say)."""
+    main = _main_meta(cc)
+    if main is None:
+        return np.ones(len(nsn), dtype=bool)
+    if not main.npfp or not len(nsn):
+        return np.zeros(len(nsn), dtype=bool)
+    strip, unsure = _strip_np(nsn, main)
+    return np.asarray((strip > 0) | unsure, dtype=bool)
+
+
+def _national(
+    digits: _Digits,
+    national: np.ndarray,
+    meta: _Meta,
+    cc: np.ndarray,
+    start: np.ndarray,
+    unsure: np.ndarray,
+    intl: np.ndarray,
+) -> None:
+    """Country code and start of national-format numbers read with ``meta``'s region (in place)."""
+    idx = np.flatnonzero(national)
+    d = digits.text(idx)
+    ndig = digits.lengths
+    idd = _re(d, meta.idd, full=False) if meta.idd else np.zeros(len(idx), dtype=bool)
+    unsure[idx[idd]] = True
+    cc[idx] = int(meta.country_code)
+    width_cc = len(meta.country_code)
+    # "starts with the default country code": parse() may take it as one
+    starts = _startswith(d, meta.country_code) & ~idd
+    if starts.any():
+        sidx = idx[starts]
+        full = d.filter(pa.array(starts))
+        pot_width, pot_unsure = _strip_np(pc.utf8_slice_codeunits(full, width_cc), meta)
+        unsure[sidx[pot_unsure]] = True
+        full_len = ndig[sidx]
+        too_long = (
+            (meta.min_length != -1)
+            & (full_len > meta.max_length)
+            & ~np.isin(full_len, meta.local_only)
+        )
+        pot_start = width_cc + pot_width
+        pot = digits.text(sidx, pot_start)
+        take = (~_general_viable(full, meta) & _general_viable(pot, meta)) | too_long
+        take &= ~pot_unsure
+        # taken: the country code is read off, and the rest is handled
+        # like a '+' number (prefix stripping with the main region)
+        start[sidx[take]] = pot_start[take]
+        intl[sidx[take]] = True
+    rest = national & ~intl & ~unsure
+    rest[idx[~digits.may_strip(idx, np.zeros(len(idx), dtype=np.int64), meta)]] = False
+    if rest.any():
+        ridx = np.flatnonzero(rest)
+        width, np_unsure = _strip_np_checked(d.filter(pa.array(rest[idx])), ndig[ridx], meta)
+        start[ridx] += width
+        unsure[ridx[np_unsure]] = True
 
 
 def _check_canonical(
-    texts: pd.Series,
-    e164: np.ndarray,
-    region: np.ndarray,
-    cc_known: np.ndarray,
-    nsn_known: np.ndarray,
-) -> None:
-    """Drop results the API would still refuse (in place).
+    texts: pa.Array, e164: pa.Array, region: np.ndarray, known: _Fast, from_fast: np.ndarray
+) -> pa.Array:
+    """Drop results the API would still refuse: returns ``e164`` without them
+    (``region`` is updated in place).
 
     The contract wants what ``rules.phone_region`` accepts: E.164 text of at
     most 15 digits that parses back to itself as a valid number.
     libphonenumber can call a longer number valid, and in rare cases the
     E.164 text re-parses differently (a leading digit read as a national
     prefix). Values given already in E.164 form passed exactly this test.
-    ``cc_known``/``nsn_known`` carry what the fast path found (0/None where
-    it did not decide); the rest is derived from the E.164 text.
+    ``from_fast`` marks the results the fast path made (``known`` says their
+    length and whether they may re-parse differently); the others (from
+    phonenumbers) are read back from their text.
     """
-    have = np.flatnonzero(e164 != None)  # noqa: E711 - elementwise
-    if not len(have):
-        return
-    ccs = cc_known[have].copy()
-    nsns = nsn_known[have].copy()
-    unknown = np.flatnonzero((ccs == 0) | (nsns == None))  # noqa: E711 - elementwise
-    if len(unknown):
-        # "+<cc><nsn>": calling codes are prefix-free, so the first listed prefix is it
-        digits = pd.Series(e164[have[unknown]], dtype="str").str.slice(1)
-        found = np.zeros(len(unknown), dtype=np.int64)
+    valid = _bools(e164.is_valid())
+    if not valid.any():
+        return e164
+    n = len(e164)
+    shaped = np.zeros(n, dtype=bool)
+    need = np.zeros(n, dtype=bool)
+    fast = valid & from_fast
+    shaped[fast] = (known.total[fast] >= 2) & (known.total[fast] <= 15)
+    need[fast] = known.reparse[fast]
+    other = np.flatnonzero(valid & ~from_fast)
+    if len(other):
+        numbers = e164.take(other)
+        digits = _Digits.of(numbers)  # "+<cc><nsn>", so the digits are cc + nsn
+        # calling codes are prefix-free: the first listed prefix is it
+        ccs = np.zeros(len(other), dtype=np.int64)
+        nonzero = digits.head(1) > 0
         for width in (3, 2, 1):
-            head = digits.str.slice(0, width)
-            listed = head.isin([str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE])
-            hit = np.array(listed.to_numpy(dtype=bool, na_value=False))
-            found[hit] = head[hit].astype(np.int64).to_numpy()
-        ccs[unknown] = found
-        widths = np.where(found < 10, 1, np.where(found < 100, 2, 3))
-        rest = digits.to_numpy(dtype=object)
-        nsns[unknown] = [r[w:] for r, w in zip(rest, widths.tolist(), strict=True)]
-    # the E.164 pattern: "+", a country code (never 0...), 2 to 15 digits in all
-    cc_width = np.where(ccs < 10, 1, np.where(ccs < 100, 2, 3))
-    total = cc_width + np.fromiter(map(len, nsns), dtype=np.int64, count=len(nsns))
-    shaped = (ccs > 0) & (total >= 2) & (total <= 15)
-    e164[have[~shaped]] = None
-    region[have[~shaped]] = None
-    given = texts.iloc[have].to_numpy(dtype=object)
-    recheck = np.flatnonzero(shaped & (e164[have] != given))
-    if not len(recheck):
-        return
-    # Re-parsing reads the same country code back; only a national prefix at
-    # the start of the nsn can change the result: only those get the full check.
-    need = np.zeros(len(recheck), dtype=bool)
-    rc = ccs[recheck]
-    for cc in np.unique(rc).tolist():
-        main = _main_meta(int(cc))
-        sel = np.flatnonzero(rc == cc)
-        if main is None:
-            need[sel] = True
-            continue
-        if not main.npfp:
-            continue
-        nsn = _text(nsns[recheck[sel]])
-        stripped, unsure = _strip_np(nsn, main)
-        changed = stripped.to_numpy(dtype=object) != nsn.to_numpy(dtype=object)
-        need[sel[changed | unsure]] = True
-    recheck = recheck[need]
-    if not len(recheck):
-        return
-    codes, uniq = pd.factorize(pd.Series(e164[have[recheck]], dtype="str"))
-    again_e, _again_r, decided = fast_normalize(pd.Series(uniq, dtype="str"), None)
-    same = np.zeros(len(uniq), dtype=bool)
-    for j, text in enumerate(uniq.tolist()):
-        same[j] = again_e[j] == text if decided[j] else rules.phone_region(text) is not None
-    bad = have[recheck[~same[codes]]]
-    e164[bad] = None
-    region[bad] = None
+            head = digits.head(width)
+            hit = nonzero & (head >= 0) & _IS_CC[np.clip(head, 0, 999)]
+            ccs[hit] = head[hit]
+        cc_width = np.where(ccs < 10, 1, np.where(ccs < 100, 2, 3))
+        # the E.164 pattern: "+", a country code (never 0...), 2 to 15 digits in all
+        total = digits.lengths
+        shaped[other] = (ccs > 0) & (total >= 2) & (total <= 15)
+        for code in np.unique(ccs[shaped[other]]).tolist():
+            sel = np.flatnonzero(shaped[other] & (ccs == code))
+            need[other[sel]] = _reparses(digits.text(sel, cc_width[sel]), code)
+    drop = valid & ~shaped
+    # Re-parsing reads the same country code back; only a national prefix at the
+    # start of the nsn can change the result: only those get the full check.
+    recheck = np.flatnonzero(shaped & need)
+    if len(recheck):
+        given = _bools(pc.equal(e164.take(recheck), texts.take(recheck)))
+        recheck = recheck[~given]
+    if len(recheck):
+        again = e164.take(recheck)
+        enc = again.dictionary_encode()
+        uniq = enc.dictionary
+        found = _fast_normalize(uniq, None)
+        same = _bools(pc.equal(found.e164, uniq))
+        for j in np.flatnonzero(~found.decided).tolist():
+            same[j] = rules.phone_region(uniq[j].as_py()) is not None
+        codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        drop[recheck[~same[codes]]] = True
+    if not drop.any():
+        return e164
+    region[drop] = -1
+    return pc.if_else(pa.array(drop), pa.nulls(n, _TEXT), e164)
 
 
 #: Below this many distinct values phonenumbers itself is cheaper: it costs
@@ -664,16 +882,83 @@ def _check_canonical(
 SMALL_INPUT: int = 2000
 
 
-def _normalize_small(uniq: pd.Series, default_region: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _normalize_small(uniq: pa.Array, default_region: str | None) -> tuple[pa.Array, np.ndarray]:
     """Per-number phonenumbers for a few distinct values, with the contract's re-check."""
-    e164 = np.full(len(uniq), None, dtype=object)
-    region = np.full(len(uniq), None, dtype=object)
-    for i, text in enumerate(uniq.tolist()):
+    e164: list[str | None] = [None] * len(uniq)
+    region = np.full(len(uniq), -1, dtype=np.int64)
+    for i, text in enumerate(uniq.to_pylist()):
         found = slow_normalize_one(str(text), default_region)
         # the API wants E.164 text that re-parses to itself as a valid number
         if found is not None and rules.phone_region(found[0]) is not None:
-            e164[i], region[i] = found
-    return e164, region
+            e164[i], region[i] = found[0], _region_code(found[1])
+    return pa.array(e164, type=_TEXT), region
+
+
+def _patched(arr: pa.Array, patches: dict[int, str]) -> pa.Array:
+    """``arr`` with the values at some positions replaced."""
+    if not patches:
+        return arr
+    mask = np.zeros(len(arr), dtype=bool)
+    pos = np.fromiter(patches, dtype=np.int64, count=len(patches))
+    mask[pos] = True
+    order = np.sort(pos)
+    values = pa.array([patches[int(i)] for i in order], type=_TEXT)
+    return pc.replace_with_mask(arr, pa.array(mask), values)
+
+
+def _normalize_distinct(uniq: pa.Array, default_region: str | None) -> tuple[pa.Array, np.ndarray]:
+    """E.164 (null where invalid) and region codes for distinct, non-null texts."""
+    if len(uniq) < SMALL_INPUT:
+        return _normalize_small(uniq, default_region)
+    # The 00 retry (for values the fast path calls invalid) is read in the same
+    # pass: "+" and the rest of every text that starts with 00 and not with the
+    # region's own exit code, appended to the batch (one fixed cost, not two).
+    n = len(uniq)
+    maybe = np.flatnonzero(_re(uniq, r"\s*00\d", full=False))
+    if len(maybe):
+        maybe = maybe[~_own_idd_many(uniq.take(maybe), default_region)]
+    rest = pc.utf8_slice_codeunits(pc.utf8_ltrim_whitespace(uniq.take(maybe)), 2)
+    alt = pc.binary_join_element_wise(_PLUS_TEXT, rest, _EMPTY)
+    both = _fast_normalize(pa.concat_arrays([uniq, alt]) if len(maybe) else uniq, default_region)
+    found = _Fast(
+        both.decided[:n], both.e164.slice(0, n), both.region[:n], both.total[:n], both.reparse[:n]
+    )
+    region = found.region.copy()
+    patches: dict[int, str] = {}
+    undecided = np.flatnonzero(~found.decided)
+    for i, text in zip(undecided.tolist(), uniq.take(undecided).to_pylist(), strict=True):
+        slow = slow_normalize_one(str(text), default_region)
+        if slow is not None:
+            patches[i], region[i] = slow[0], _region_code(slow[1])
+    retry = found.decided[maybe] & (region[maybe] < 0)
+    if retry.any():
+        again_decided = both.decided[n:]
+        again_region = both.region[n:]
+        # decided and valid the second way: take it
+        take = np.flatnonzero(retry & again_decided & (again_region >= 0))
+        for j, number in zip(take.tolist(), both.e164.take(n + take).to_pylist(), strict=True):
+            i = int(maybe[j])
+            patches[i], region[i] = number, again_region[j]
+        # undecided the second way: phonenumbers reads the "+" text
+        for j in np.flatnonzero(retry & ~again_decided).tolist():
+            slow = _slow_once(alt[j].as_py(), default_region)
+            if slow is not None:
+                i = int(maybe[j])
+                patches[i], region[i] = slow[0], _region_code(slow[1])
+    e164 = _patched(found.e164, patches)
+    from_fast = found.decided.copy()
+    from_fast[list(patches)] = False
+    return _check_canonical(uniq, e164, region, found, from_fast), region
+
+
+def _normalize(arr: pa.Array, default_region: str | None) -> tuple[pa.Array, np.ndarray]:
+    """E.164 (null where invalid or missing) and region codes per value; each distinct
+    value handled once."""
+    enc = arr.dictionary_encode()
+    e164, region = _normalize_distinct(enc.dictionary, default_region)
+    codes = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    out_region = np.where(codes >= 0, region[np.maximum(codes, 0)] if len(region) else -1, -1)
+    return e164.take(enc.indices), out_region
 
 
 def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.Series, pd.Series]:
@@ -689,49 +974,8 @@ def normalize_phones(values: pd.Series, default_region: str | None) -> tuple[pd.
         >>> normalize_phones(pd.Series(["07400 123456", None]), "GB")[0].tolist()
         ['+447400123456', nan]
     """
-    index = values.index
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    uniq = pd.Series(np.array(uniques, dtype=object), dtype="str")
-    if len(uniq) < SMALL_INPUT:
-        e164, region = _normalize_small(uniq, default_region)
-        return _spread(codes, e164, region, index)
-    e164, region, decided, cc_known, nsn_known = _fast_normalize(uniq, default_region)
-    for i in np.flatnonzero(~decided):
-        found = slow_normalize_one(str(uniq.iat[int(i)]), default_region)
-        if found is not None:
-            e164[i], region[i] = found
-    # the 00 retry, for values the fast path called invalid
-    retry = np.flatnonzero(decided & (e164 == None))  # noqa: E711 - elementwise
-    if len(retry):
-        texts = uniq.iloc[retry]
-        zz = np.array(texts.str.match(r"\s*00\d").to_numpy(dtype=bool, na_value=False))
-        ridx = retry[zz]
-        if len(ridx):
-            ridx = ridx[~_own_idd_many(uniq.iloc[ridx].reset_index(drop=True), default_region)]
-        if len(ridx):
-            alt = "+" + uniq.iloc[ridx].str.lstrip().str.slice(2)
-            e2, r2, d2 = fast_normalize(alt, default_region)
-            for j, i in enumerate(ridx):
-                if d2[j]:
-                    e164[i], region[i] = e2[j], r2[j]
-                else:
-                    found = _slow_once(str(alt.iat[j]), default_region)
-                    if found is not None:
-                        e164[i], region[i] = found
-    _check_canonical(uniq, e164, region, cc_known, nsn_known)
-    return _spread(codes, e164, region, index)
-
-
-def _spread(
-    codes: np.ndarray, e164: np.ndarray, region: np.ndarray, index: pd.Index
-) -> tuple[pd.Series, pd.Series]:
-    """Per-distinct results back onto every row (factorize codes; -1 is missing)."""
-    out_e = np.full(len(codes), None, dtype=object)
-    out_r = np.full(len(codes), None, dtype=object)
-    have = codes >= 0
-    out_e[have] = e164[codes[have]]
-    out_r[have] = region[codes[have]]
-    return pd.Series(out_e, index=index, dtype="str"), pd.Series(out_r, index=index, dtype="str")
+    e164, region = _normalize(_arrow(values), default_region)
+    return _series(e164, values.index), _series(_region_text(region), values.index)
 
 
 # ---------------------------------------------------------------------------
@@ -790,35 +1034,57 @@ def normalize_by_region(
     starting with ``+`` does not depend on a region: those are read in one
     group whatever their row says, so a country column costs one pass per
     country among the national numbers only.
+
+    Example:
+        >>> import numpy as np, pandas as pd
+        >>> e164, region, used = normalize_by_region(
+        ...     pd.Series(["07400 123456", "(415) 555-2671"]), "US", np.array(["GB", None]))
+        >>> e164.tolist(), used.tolist()
+        (['+447400123456', '+14155552671'], ['GB', 'US'])
     """
-    s = values.reset_index(drop=True)
-    n = len(s)
+    e164, region, used = _by_region(_arrow(values), default_region, row_regions)
+    return _series(e164), _series(_region_text(region)), used
+
+
+def _has_region(row_regions: np.ndarray) -> np.ndarray:
+    return np.asarray(row_regions != None, dtype=bool)  # noqa: E711 - elementwise
+
+
+def _plus(arr: pa.Array) -> np.ndarray:
+    """Starts with ``+`` once quotes and spaces in front are set aside."""
+    return _startswith(pc.utf8_ltrim(arr, characters="' "), "+")
+
+
+def _by_region(
+    arr: pa.Array, default_region: str | None, row_regions: np.ndarray | None
+) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """:func:`normalize_by_region` on Arrow text: E.164 (Arrow), region codes, regions used."""
+    n = len(arr)
     used = np.full(n, default_region, dtype=object)
-    if row_regions is not None:
-        own = np.array([r is not None for r in row_regions], dtype=bool)
-        plus = np.array(s.str.lstrip("' ").str.startswith("+").to_numpy(dtype=bool, na_value=False))
-        used[own & ~plus] = row_regions[own & ~plus]
+    if row_regions is None:  # one region for all
+        e164, region = _normalize(arr, default_region)
+        return e164, region, used
+    mine = _has_region(row_regions) & ~_plus(arr)
+    used[mine] = row_regions[mine]
     keys = pd.Series(used, dtype=object).fillna("\0").to_numpy()
     groups = pd.unique(keys)
-    if len(groups) == 1:
-        only = None if groups[0] == "\0" else str(groups[0])
-        e164, region = normalize_phones(s, only)
+    if len(groups) <= 1:
+        only = None if not len(groups) or groups[0] == "\0" else str(groups[0])
+        e164, region = _normalize(arr, only)
         return e164, region, used
-    out_e = np.full(n, None, dtype=object)
-    out_r = np.full(n, None, dtype=object)
+    parts: list[pa.Array] = []
+    order: list[np.ndarray] = []
+    region = np.full(n, -1, dtype=np.int64)
     for group in groups:
         region_of_group = None if group == "\0" else str(group)
         sel = np.flatnonzero(keys == group)
-        e, r = normalize_phones(s.iloc[sel], region_of_group)
-        out_e[sel] = _objects_of(e)
-        out_r[sel] = _objects_of(r)
-    return pd.Series(out_e, dtype="str"), pd.Series(out_r, dtype="str"), used
-
-
-def _objects_of(s: pd.Series) -> np.ndarray:
-    out = np.array(s.to_numpy(dtype=object), dtype=object)
-    out[np.asarray(s.isna(), dtype=bool)] = None
-    return out
+        e, r = _normalize(arr.take(sel), region_of_group)
+        parts.append(e)
+        order.append(sel)
+        region[sel] = r
+    back = np.empty(n, dtype=np.int64)
+    back[np.concatenate(order)] = np.arange(n)
+    return pa.concat_arrays(parts).take(back), region, used
 
 
 def _explicit(text: str, region: str | None) -> bool:
@@ -830,22 +1096,25 @@ def _explicit(text: str, region: str | None) -> bool:
     return digits.startswith("00") or _own_idd(stripped, region)
 
 
-def _explicit_many(texts: pd.Series, region: str | None) -> np.ndarray:
+def _explicit_many(texts: pd.Series | pa.Array, region: str | None) -> np.ndarray:
     """:func:`_explicit` for many texts: vectorised, with Python only for the few that
     start like the region's own exit code (its exact test needs the match's end)."""
-    stripped = texts.str.lstrip("' ")
-    out = np.array(stripped.str.startswith("+").to_numpy(dtype=bool, na_value=False))
-    digits = stripped.str.replace(r"[^0-9]", "", regex=True)
-    out |= np.array(digits.str.startswith("00").to_numpy(dtype=bool, na_value=False))
+    arr = _arrow(texts) if isinstance(texts, pd.Series) else texts
+    stripped = pc.utf8_ltrim(arr, characters="' ")
+    out = _startswith(stripped, "+")
+    digits = _Digits.of(stripped).text()
+    out |= _startswith(digits, "00") & _bools(arr.is_valid())
     pattern = _idd_pattern(region)
     if pattern is not None:
-        maybe = ~out & _regex(digits, pattern.pattern, full=False)
-        for i in np.flatnonzero(maybe).tolist():
-            out[i] = _explicit(str(texts.iat[i]), region)
+        maybe = ~out & _re(digits, pattern.pattern, full=False) & _bools(arr.is_valid())
+        idx = np.flatnonzero(maybe)
+        for i, text in zip(idx.tolist(), arr.take(idx).to_pylist(), strict=True):
+            out[i] = _explicit(str(text), region)
     # digits beyond ASCII (rare): the exact, per-text test
-    odd = ~out & ~np.array(texts.str.isascii().to_numpy(dtype=bool, na_value=True))
-    for i in np.flatnonzero(odd).tolist():
-        out[i] = _explicit(str(texts.iat[i]), region)
+    odd = ~out & ~_bools(pc.fill_null(pc.string_is_ascii(arr), True))
+    idx = np.flatnonzero(odd)
+    for i, text in zip(idx.tolist(), arr.take(idx).to_pylist(), strict=True):
+        out[i] = _explicit(str(text), region)
     return out
 
 
@@ -898,33 +1167,32 @@ def check_phones(
         ('+14155552671', ['phone_other_region', 'phone_scientific'], [False, False, True])
     """
     s = values.reset_index(drop=True)
+    arr = _arrow(s)
     n = len(s)
-    e164, region, used = normalize_by_region(s, default_region, row_regions)
-    own = (
-        np.zeros(n, dtype=bool)
-        if row_regions is None
-        else np.array([r is not None for r in row_regions], dtype=bool)
-    )
-    present = np.array(s.notna().to_numpy(dtype=bool))
-    valid = np.array(e164.notna().to_numpy(dtype=bool))
+    e164_arr, region_codes, used = _by_region(arr, default_region, row_regions)
+    e164 = _series(e164_arr)
+    own = np.zeros(n, dtype=bool) if row_regions is None else _has_region(row_regions)
+    present = _bools(arr.is_valid())
+    valid = region_codes >= 0
     code = np.full(n, None, dtype=object)
     message = np.full(n, None, dtype=object)
 
     # national numbers: not "+", not "00", not the region's own exit code
     relied = np.zeros(n, dtype=bool)
-    national_valid = valid & ~own & ~np.array(s.str.lstrip("' ").str.startswith("+").to_numpy(
-        dtype=bool, na_value=False))  # fmt: skip
+    national_valid = valid & ~own & ~_plus(arr)
     if national_valid.any():
-        relied[np.flatnonzero(national_valid)] = ~_explicit_many(
-            s[national_valid].reset_index(drop=True), default_region
-        )
+        idx = np.flatnonzero(national_valid)
+        relied[idx] = ~_explicit_many(arr.take(idx), default_region)
 
     # evidence of the frame's regions: numbers placed by their own country code or row
     counts: dict[str, int] = {}
     placed = valid & ~relied
     if placed.any():
-        for reg, count in pd.Series(_objects_of(region)[placed]).value_counts().items():
-            counts[str(reg)] = counts.get(str(reg), 0) + int(count)
+        # as value_counts: most first, ties in order of first appearance
+        found, first, times = np.unique(region_codes[placed], return_index=True, return_counts=True)
+        by_appearance = np.argsort(first, kind="stable")
+        for j in by_appearance[np.argsort(-times[by_appearance], kind="stable")].tolist():
+            counts[_REGION_NAMES[int(found[j])]] = int(times[j])
     if row_regions is not None and own.any():
         for reg, count in pd.Series(row_regions[own]).value_counts().items():
             counts[str(reg)] = counts.get(str(reg), 0) + int(count)
@@ -939,7 +1207,8 @@ def check_phones(
         _doubt_default_region(s, e164, relied, default_region, counts, code, message)
     # a doubted number keeps its reading (so no other rule reports it again); its
     # code rejects the row, and it no longer counts as placed by default_region
-    relied &= np.array([c is None for c in code], dtype=bool)
+    relied &= np.asarray(code == None, dtype=bool)  # noqa: E711 - elementwise
+    region = _series(_region_text(region_codes))
     return PhoneCheck(e164=e164, region=region, code=code, message=message, relied=relied)
 
 
@@ -962,15 +1231,16 @@ def _diagnose_invalid(
     """
     out = np.full(len(s), None, dtype=object)
     idx = np.flatnonzero(bad)
-    texts = s.iloc[idx].reset_index(drop=True)
+    texts = _arrow(s).take(idx)
+    text_of = [str(t) for t in texts.to_pylist()]
     code[idx] = "invalid_phone"
     message[idx] = rules.message("invalid_phone")
-    scientific = _regex(texts, _SCIENTIFIC.pattern, full=True)
+    scientific = _re(texts, _SCIENTIFIC.pattern, full=True)
     code[idx[scientific]] = "phone_scientific"
     message[idx[scientific]] = _MESSAGE_SCIENTIFIC
-    extension = ~scientific & _search(texts, _EXTENSION.pattern)
+    extension = ~scientific & _bools(pc.match_substring_regex(texts, _EXTENSION.pattern))
     for i in np.flatnonzero(extension).tolist():
-        text = str(texts.iat[i])
+        text = text_of[i]
         found = _EXTENSION.search(text)
         if found is None or sum(c.isdigit() for c in text[: found.start() + 1]) < 5:
             continue
@@ -978,16 +1248,15 @@ def _diagnose_invalid(
         message[idx[i]] = _message_extension(found.group(1).strip(" ,;"))
     # national numbers of a plausible shape, with no country of their own (a row that
     # names its country has a mistyped number, not a misplaced one): other regions
-    digits = texts.str.replace(r"[^0-9]", "", regex=True)
-    n_digits = np.array(digits.str.len().to_numpy(dtype=np.int64, na_value=0))
+    n_digits = _Digits.of(texts).lengths
     search = ~scientific & ~extension & ~own[idx] & (n_digits >= 6) & (n_digits <= 15)
-    search &= _regex(texts, _DIGIT_SHAPE.pattern, full=True)
+    search &= _re(texts, _DIGIT_SHAPE.pattern, full=True)
     if search.any():
         cand = np.flatnonzero(search)
-        cand = cand[~_explicit_many(texts.iloc[cand].reset_index(drop=True), default_region)]
-        found_at = _valid_elsewhere(sorted({str(texts.iat[i]) for i in cand.tolist()}), counts)
+        cand = cand[~_explicit_many(texts.take(cand), default_region)]
+        found_at = _valid_elsewhere(sorted({text_of[i] for i in cand.tolist()}), counts)
         for i in cand.tolist():
-            hit = found_at.get(str(texts.iat[i]))
+            hit = found_at.get(text_of[i])
             reg = used[idx[i]]
             if hit is None or hit[0] == reg:
                 continue
@@ -1002,13 +1271,10 @@ def _diagnose_invalid(
 
 
 def _search(s: pd.Series, pattern: str) -> np.ndarray:
-    """Unanchored regex search per value (RE2 for arrow-backed text, as :func:`_regex`)."""
+    """Unanchored RE2 search per value (as :func:`_regex`)."""
     if not len(s):
         return np.zeros(0, dtype=bool)
-    if _pc is not None and getattr(s.dtype, "storage", None) == "pyarrow":
-        res = _pc.match_substring_regex(_pa.array(s.array), pattern).fill_null(False)
-        return np.array(res.to_numpy(zero_copy_only=False), dtype=bool)
-    return np.array(s.str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False))
+    return _bools(pc.match_substring_regex(_arrow(s), pattern))
 
 
 _MESSAGE_SCIENTIFIC: Final = _diagnostics.MESSAGES["phone_scientific"]
@@ -1072,7 +1338,8 @@ def _doubt_default_region(
     if not others:
         return
     main, main_count = max(others.items(), key=lambda kv: kv[1])
-    bare = relied & np.array(s.str.fullmatch(r"[0-9]+").to_numpy(dtype=bool, na_value=False))
+    bare = relied.copy()
+    bare[relied] = _regex(s[relied], r"[0-9]+", full=True)
     # the default region's side: its own placed numbers and every formatted national one
     home = counts.get(default_region, 0) + int((relied & ~bare).sum())
     if main_count <= home or not bare.any():

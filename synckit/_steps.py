@@ -27,8 +27,10 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from synckit import _regions, rules
+from synckit import _arrow, _regions, rules
 from synckit.errors import ConfigError
 
 __all__ = [
@@ -63,15 +65,17 @@ _ANY_SEPARATOR: Final[Mapping[str, str]] = {
     "email": r"[:;,\s]",
     "phone_number": r"[:;,|\r\n]",
 }
+# The same classes as bytes (RE2's \s, which Arrow text is searched with, is [\t\n\f\r ]).
+_SEPARATOR_BYTES: Final[Mapping[str, np.ndarray]] = {
+    "email": _arrow.byte_set(":;,\t\n\f\r "),
+    "phone_number": _arrow.byte_set(":;,|\r\n"),
+}
 
 
 def _contains(texts: pd.Series, pattern: str) -> np.ndarray:
     """Regex search per cell; pyarrow's RE2 straight away for arrow-backed text (pandas
     falls back to Python's re, one call per cell, for a pattern like this)."""
     if getattr(texts.dtype, "storage", None) == "pyarrow":
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         found = pc.match_substring_regex(pa.array(texts.array), pattern).fill_null(False)
         return np.array(found.to_numpy(zero_copy_only=False), dtype=bool)
     return np.array(texts.str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False))
@@ -233,7 +237,10 @@ def first_valid(
     cut = np.zeros(n, dtype=bool)
     messages = np.full(n, None, dtype=object)
     pattern = SEPARATORS[field]
-    several = _contains(texts, _ANY_SEPARATOR[field])
+    if getattr(texts.dtype, "storage", None) == "pyarrow":
+        several = _arrow.has_byte(_arrow.text_array(texts), _SEPARATOR_BYTES[field])
+    else:
+        several = _contains(texts, _ANY_SEPARATOR[field])
     if not several.any():
         return texts, cut, messages
     idx = np.flatnonzero(several)
@@ -247,33 +254,38 @@ def first_valid(
     if not len(idx):
         return texts, cut, messages
     splitter = re.compile(pattern)
-    parts_of = [
-        [p for p in splitter.split(str(texts.iat[int(i)])) if p.strip()] for i in idx.tolist()
-    ]
+    cells = [str(t) for t in texts.iloc[idx].tolist()]
+    parts_of = [[p for p in splitter.split(cell) if p.strip()] for cell in cells]
     flat = [p for parts in parts_of for p in parts]
     owner = np.repeat(idx, [len(parts) for parts in parts_of])
     ok = judge(pd.Series(flat, dtype="str"), owner) if flat else np.zeros(0, dtype=bool)
-    values = np.array(texts.to_numpy(dtype=object), dtype=object)
+    sent: dict[int, str] = {}
     start = 0
     looks = _LOOKS_LIKE[field]
-    for row, parts in zip(idx.tolist(), parts_of, strict=True):
+    for row, cell, parts in zip(idx.tolist(), cells, parts_of, strict=True):
         verdicts = ok[start : start + len(parts)]
         start += len(parts)
         if len(parts) < 2 or not verdicts.any():
             continue
-        by_google = _GOOGLE_SEPARATOR.search(str(texts.iat[row])) is not None
+        by_google = _GOOGLE_SEPARATOR.search(cell) is not None
         if not by_google and sum(looks.match(p) is not None for p in parts) < 2:
             continue  # one value with a stray separator: its rule reports it whole
         keep = int(np.flatnonzero(verdicts)[0])
         dropped = [p for j, p in enumerate(parts) if j != keep]
-        values[row] = parts[keep]
+        sent[row] = parts[keep]
         cut[row] = True
         messages[row] = (
             f"{len(parts)} values in one cell: sent {parts[keep]!r}; not sent: "
             + ", ".join(repr(p) for p in dropped)
         )
-    values[np.asarray(texts.isna(), dtype=bool)] = None
-    return pd.Series(values, index=texts.index, dtype="str"), cut, messages
+    # the cut cells replaced in the column's Arrow array (no Python object per cell)
+    arr = _arrow.text_array(texts)
+    if sent:
+        rows = sorted(sent)
+        arr = pc.replace_with_mask(
+            arr, pa.array(cut), pa.array([sent[r] for r in rows], type=arr.type)
+        )
+    return _arrow.series(arr, texts.index), cut, messages
 
 
 #: A consent and the field it is about: never sent without it.

@@ -32,8 +32,10 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from synckit import _diagnostics, _email, _phone, _steps, rules
+from synckit import _arrow, _diagnostics, _email, _phone, _steps, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit._files import CsvExport, csv_export
 from synckit._headers import COUNTRY
@@ -581,31 +583,27 @@ def _text_checked(col: pd.Series) -> tuple[pd.Series, np.ndarray | None, pd.Seri
 
 def _clean(text: pd.Series) -> pd.Series:
     """Trimmed; empty or blank cells become missing."""
-    s = text.str.strip()
-    return s.where(s != "")
+    s = _arrow.blank_to_null(_arrow.trimmed(_arrow.text_array(text)))
+    return _arrow.series(s, text.index)
 
 
 def _lower(s: pd.Series) -> pd.Series:
     """Python's ``str.lower`` (pyarrow's differs on a few letters: final sigma, dotted I)."""
-    low = s.str.lower()
-    odd = ~np.array(s.str.isascii().to_numpy(dtype=bool, na_value=True))
-    odd &= np.array(s.notna().to_numpy(dtype=bool))  # isascii() says False for NA
-    if not odd.any():
-        return low
-    values = low.to_numpy(dtype=object)
-    values[odd] = [str(v).lower() for v in s[odd].tolist()]
-    return pd.Series(values, index=s.index, dtype="str")
+    arr = _arrow.text_array(s)
+    low = pc.utf8_lower(arr)
+    odd = ~_arrow.bools(pc.fill_null(pc.string_is_ascii(arr), True))
+    if odd.any():
+        idx = np.flatnonzero(odd)
+        fixed = pa.array([str(v).lower() for v in arr.take(idx).to_pylist()], type=low.type)
+        low = pc.replace_with_mask(low, pa.array(odd), fixed)
+    return _arrow.series(low, s.index)
 
 
 def _per_distinct(s: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """Apply a text transformation once per distinct value (for low-cardinality columns)."""
-    codes, uniques = pd.factorize(s)
-    done = func(pd.Series(np.asarray(uniques, dtype=object), dtype="str"))
-    values = _objects(done)
-    out = np.full(len(s), None, dtype=object)
-    have = codes >= 0
-    out[have] = values[codes[have]]
-    return pd.Series(out, index=s.index, dtype="str")
+    encoded = _arrow.text_array(s).dictionary_encode()
+    done = _arrow.text_array(func(_arrow.series(encoded.dictionary)))
+    return _arrow.series(done.take(encoded.indices), s.index)
 
 
 def _consent(s: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
@@ -793,6 +791,8 @@ def validate(
     rules_out.append(_Rule(~given_email & ~given_phone, rules.REQUIRED_FIELD, "required", None))
 
     email_ok = np.ones(n, dtype=bool)
+    lowered: pd.Series | None = None
+    email_codes = np.zeros(0, dtype=np.int64)
     if "email" in norm:
         # several addresses in one cell (Google's " ::: "): the first valid one is sent
         norm["email"], cut, said = _steps.first_valid(
@@ -801,14 +801,15 @@ def validate(
         rules_out.append(_multiple("email", cut, said, raw["email"]))
         lowered = _lower(norm["email"])
         norm["email"] = lowered
-        codes, uniques = pd.factorize(lowered)
-        verdict = _email.valid_emails(pd.Series(np.asarray(uniques, dtype=object), dtype="str"))
+        encoded = _arrow.text_array(lowered).dictionary_encode()
+        verdict = _email.valid_emails(_arrow.series(encoded.dictionary))
+        email_codes = _arrow.codes(encoded)
         good = np.zeros(n, dtype=bool)
-        good[codes >= 0] = verdict[codes[codes >= 0]]
+        good[email_codes >= 0] = verdict[email_codes[email_codes >= 0]]
         email_ok = ~has_email | good
         rules_out.append(_Rule(~email_ok, "email", "invalid_email", raw["email"]))
 
-    region = pd.Series(np.full(n, None, dtype=object), dtype="str")
+    region: pd.Series | None = None  # each row's phone region, where its number is valid
     n_default_region = 0
     if "phone_number" in norm:
 
@@ -824,10 +825,18 @@ def validate(
         checked = _phone.check_phones(norm["phone_number"], default_region, regions_by_row)
         e164, region = checked.e164, checked.region
         e164_ok = np.array(e164.notna().to_numpy(dtype=bool)) & (checked.code == None)  # noqa: E711
-        norm["phone_number"] = norm["phone_number"].where(~pd.Series(e164_ok), e164)
+        norm["phone_number"] = _arrow.series(
+            pc.if_else(
+                pa.array(e164_ok),
+                _arrow.text_array(e164),
+                _arrow.text_array(norm["phone_number"]),
+            )
+        )
         n_default_region = int(checked.relied.sum())
+        coded = np.flatnonzero(checked.code != None)  # noqa: E711 - elementwise
         for code in _phone.CODES:
-            mask = checked.code == code
+            mask = np.zeros(n, dtype=bool)
+            mask[coded] = checked.code[coded] == code
             told = None if code == "invalid_phone" else checked.message
             rules_out.append(_Rule(mask, "phone_number", code, raw["phone_number"], told))
         if unknown_country.any():
@@ -846,7 +855,9 @@ def validate(
     if "sms_consent" in norm:
         # as rules.check_contact: any value set (even outside the enum) needs a valid
         # number from an SMS country; a missing or invalid number has no region
-        in_country = np.array(region.isin(list(countries)).to_numpy(dtype=bool)) & has_phone
+        in_country = np.zeros(n, dtype=bool)
+        if region is not None:
+            in_country = np.array(region.isin(list(countries)).to_numpy(dtype=bool)) & has_phone
         bad = present("sms_consent") & ~in_country
         rules_out.append(_Rule(bad, "sms_consent", "sms_country", raw["sms_consent"]))
 
@@ -879,15 +890,17 @@ def validate(
             failed |= rule.mask
 
     if duplicates != "keep" and ("email" in norm or "phone_number" in norm):
-        keys = pd.DataFrame(
-            {
-                "row": rows,
-                "email": norm.get("email"),
-                "phone_number": norm.get("phone_number"),
-            }
-        )
         candidates = ~failed
-        dup = find_duplicates(keys[candidates], policy=duplicates)
+        keep = pa.array(candidates)
+        key_codes: list[np.ndarray | None] = []
+        for fld in ("email", "phone_number"):
+            if fld not in norm:
+                key_codes.append(None)
+            elif fld == "email" and norm[fld] is lowered:  # hashed for the email check
+                key_codes.append(email_codes[candidates])
+            else:
+                key_codes.append(_arrow.codes(_arrow.text_array(norm[fld]).filter(keep)))
+        dup = _duplicates(rows[candidates], key_codes[0], key_codes[1], None, duplicates)
         if not dup.empty:
             pos = np.flatnonzero(candidates)[dup["_pos"].to_numpy()]
             mask = np.zeros(n, dtype=bool)
@@ -913,8 +926,9 @@ def validate(
             for column, cells in custom.columns.items():
                 valid_cols[column] = cells[ok].reset_index(drop=True)
         else:
-            kept = norm[fld][ok]
-            valid_cols[fld] = kept.astype(object).where(kept.notna(), None).reset_index(drop=True)
+            # object cells, None where missing (what to_payloads and callers expect)
+            kept = _arrow.text_array(norm[fld]).filter(pa.array(ok))
+            valid_cols[fld] = pd.Series(_arrow.objects(kept), dtype=object)
     valid = pd.DataFrame(valid_cols, columns=list(valid_cols))
     valid.index = pd.Index(rows[ok], name="row")
     invalid = df.iloc[np.flatnonzero(failed)].copy()
@@ -1073,9 +1087,11 @@ def _custom_values(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
     col = col.reset_index(drop=True)
     dtype = col.dtype
     if isinstance(dtype, pd.StringDtype):
-        text = col.str.strip()
-        present = np.array((text.notna() & (text != "")).to_numpy(dtype=bool, na_value=False))
-        return text.where(pd.Series(present)), present
+        text = _arrow.trimmed(_arrow.text_array(col))
+        present = _arrow.bools(pc.not_equal(text, ""))
+        return _arrow.series(
+            pc.if_else(pa.array(present), text, pa.scalar(None, text.type))
+        ), present
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
         return col, np.array(col.notna().to_numpy(dtype=bool))
     if pd.api.types.is_float_dtype(dtype):
@@ -1179,8 +1195,8 @@ def _dup_values(fields: np.ndarray, raw: Mapping[str, pd.Series]) -> pd.Series:
 
 
 def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
-    parts = []
-    cells: dict[int, np.ndarray] = {}
+    columns: dict[str, list[np.ndarray]] = {c: [] for c in (*ERROR_COLUMNS, "_order")}
+    all_text = True
     for order, rule in enumerate(rules_out):
         pos = np.flatnonzero(rule.mask)
         if not len(pos):
@@ -1199,35 +1215,32 @@ def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
         if rule.value is None:
             value_col = np.full(len(pos), None, dtype=object)
         else:
-            # several rules share a column's cells (each phone code): convert them once
-            key = id(rule.value)
-            if key not in cells:
-                cells[key] = _objects(rule.value)
-            value_col = cells[key][pos]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "_pos": pos,
-                    "_order": order,
-                    "row": rows[pos],
-                    "field": field_col,
-                    "code": rule.code,
-                    "message": message_col,
-                    "value": value_col,
-                    "severity": rule.severity,
-                    "_warning": rule.severity != "error",
-                }
-            )
-        )
-    if not parts:
+            value_col = _objects(rule.value.iloc[pos])  # only the cells reported
+        # the value column is text when every rule's cells are text, as pandas
+        # infers it (missing cells of a text rule are NaN there, None elsewhere)
+        text = pd.api.types.infer_dtype(value_col, skipna=True) == "string"
+        if text:
+            value_col[pd.isna(value_col)] = np.nan
+        all_text = all_text and text
+        columns["row"].append(pos)  # positions for now; row numbers after sorting
+        columns["field"].append(field_col)
+        columns["code"].append(np.full(len(pos), rule.code, dtype=object))
+        columns["message"].append(message_col)
+        columns["value"].append(value_col)
+        columns["severity"].append(np.full(len(pos), rule.severity, dtype=object))
+        columns["_order"].append(np.full(len(pos), order, dtype=np.int64))
+    if not columns["row"]:
         return _empty_errors()
-    out = pd.concat(parts, ignore_index=True)
+    pos = np.concatenate(columns["row"])
+    order_of = np.concatenate(columns["_order"])
+    warning = np.concatenate(columns["severity"]) != "error"
     # a row's errors before its warnings: the first line of a row says why it was rejected
-    out = out.sort_values(["_pos", "_warning", "_order"], kind="stable").reset_index(drop=True)
-    out = out[list(ERROR_COLUMNS)]
-    return out.astype(
-        {"row": "int64", "field": object, "code": object, "message": object, "severity": object}
-    )
+    sort = np.lexsort((order_of, warning, pos))
+    out: dict[str, pd.Series] = {"row": pd.Series(rows[pos[sort]].astype("int64"))}
+    for name in ERROR_COLUMNS[1:]:
+        dtype = "str" if name == "value" and all_text else object
+        out[name] = pd.Series(np.concatenate(columns[name])[sort], dtype=dtype)
+    return pd.DataFrame(out, columns=list(ERROR_COLUMNS))
 
 
 # ---------------------------------------------------------------------------
@@ -1257,11 +1270,27 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in out_cols})
     if policy == "keep" or len(keys) < 2:
         return empty
-    n = len(keys)
     # factorize the key columns as they are (no Python strings: this runs on
     # every valid row of a million-row file at the end of ``validate_file``)
-    email_codes = pd.factorize(keys["email"])[0] if "email" in keys else None
-    phone_codes = pd.factorize(keys["phone_number"])[0] if "phone_number" in keys else None
+    email_codes = _key_codes(keys["email"]) if "email" in keys else None
+    phone_codes = _key_codes(keys["phone_number"]) if "phone_number" in keys else None
+    sources = keys["source"].to_numpy(dtype=object) if "source" in keys else None
+    return _duplicates(keys["row"].to_numpy(), email_codes, phone_codes, sources, policy)
+
+
+def _duplicates(
+    rows: np.ndarray,
+    email_codes: np.ndarray | None,
+    phone_codes: np.ndarray | None,
+    sources: np.ndarray | None,
+    policy: Duplicates,
+) -> pd.DataFrame:
+    """:func:`find_duplicates` on the keys' codes (equal values, equal codes; -1 missing)."""
+    out_cols = ["_pos", "row", "field", "message"]
+    empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in out_cols})
+    n = len(rows)
+    if policy == "keep" or n < 2:
+        return empty
     codes = [c for c in (email_codes, phone_codes) if c is not None]
     # only rows sharing some key can be in a group: work on those alone
     involved = np.zeros(n, dtype=bool)
@@ -1298,8 +1327,6 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     rejected = sub[pick]
     last = last[pick]
     first = first[pick]
-    rows = keys["row"].to_numpy()
-    sources = keys["source"].to_numpy(dtype=object) if "source" in keys else None
 
     def row_name(p: int, of: int) -> str:
         if sources is None or sources[p] == sources[of]:
@@ -1350,6 +1377,13 @@ def find_duplicates(keys: pd.DataFrame, *, policy: Duplicates = "last") -> pd.Da
     return pd.DataFrame(
         {"_pos": rejected, "row": rows[rejected], "field": fields, "message": messages}
     )
+
+
+def _key_codes(values: pd.Series) -> np.ndarray:
+    """``pd.factorize`` codes of a key column; Arrow's hash table for Arrow text."""
+    if getattr(values.dtype, "storage", None) == "pyarrow":
+        return _arrow.codes(_arrow.text_array(values))
+    return pd.factorize(values)[0]
 
 
 # ---------------------------------------------------------------------------
