@@ -523,9 +523,15 @@ class Ledger:
             ...     len(led.begin_run(source="x.csv", options={"batch_size": 100}))
             23
         """
-        run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
         safe = safe_options(options or {})
         with self._tx() as db:
+            # Six hex digits tell apart the runs of one second; a job (or a test) starting
+            # thousands of runs a second can still draw one twice, so draw again.
+            while True:
+                run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+                taken = db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,))
+                if taken.fetchone() is None:
+                    break
             # The pid tells `synckit runs` whether a run without an end is still going
             # (its process holds the lock) or was killed.
             db.execute(
