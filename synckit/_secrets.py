@@ -209,7 +209,8 @@ _AUTH_HEADER: Final = re.compile(
 _SCHEME: Final = re.compile(r"^([A-Za-z]{2,20})(\s+)(?=\S)")
 _PATTERNS: Final = (
     # Bearer / Basic credentials outside a header name (e.g. "sent Bearer abc").
-    re.compile(r"(?i)(\b(?:bearer|basic)\s+)(?!\[REDACTED\])[^\s\"',;]+"),
+    # ("the bearer token is missing": the word "token" after it is prose, not a credential.)
+    re.compile(r"(?i)(\b(?:bearer|basic)\s+)(?!\[REDACTED\]|token\b)[^\s\"',;]+"),
     # user:password@ in a URL
     re.compile(r"(?i)(://[^:/@\s]+:)[^@\s]+(?=@)"),
 )

@@ -122,6 +122,8 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         synckit.errors.ConfigError: ...: 'token' looks like a secret; secrets come only from ...
     """
     file = Path(path)
+    if str(path) == "-":
+        raise ConfigError("--config -: the config is read from a file; give its path")
     try:
         with file.open("rb") as fh:
             doc = tomllib.load(fh)
@@ -131,6 +133,12 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8 by definition; a Windows editor's cp1252 (Prénom) is the usual cause.
+        raise ConfigError(
+            f"config file {file} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}): save it as UTF-8"
+        ) from None
 
     section: Mapping[str, Any] = doc
     if isinstance(doc.get("sync"), Mapping):

@@ -22,11 +22,12 @@ import logging
 import os
 import signal
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 
 from synckit import __version__
-from synckit.errors import ConfigError, InputError, StateLockedError, SynckitError
+from synckit.errors import APIError, SynckitError
 
 # Subcommand modules, in the order `synckit --help` lists them.
 _COMMANDS = ("_sync", "_validate", "_demo", "_runs", "_forget", "_prune", "_sandbox")
@@ -125,10 +126,13 @@ def _run(args: argparse.Namespace) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + int(signal.SIGPIPE)
-    except (ConfigError, InputError, StateLockedError) as exc:
-        return _failed(args, exc, 2)
-    except SynckitError as exc:
+    except APIError as exc:
+        # The endpoint or the credential is wrong (a run reports its own aborts; what
+        # escapes to here is a request outside a run, e.g. a token that cannot be had).
         return _failed(args, exc, 3)
+    except SynckitError as exc:
+        # Configuration, unreadable input, a locked or unreadable state file: the set-up.
+        return _failed(args, exc, 2)
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         code = 143 if terminated else 130
@@ -147,10 +151,17 @@ def _run(args: argparse.Namespace) -> int:
         return _failed(args, exc, 2, f"{exc.strerror or exc}{where}")
     except Exception as exc:
         # A bug. On a terminal the traceback helps the report; in a JSON log it would be
-        # dozens of lines that are not JSON, so there it is one event naming where.
-        if not _json_log(args):
-            raise
-        return _failed(args, exc, INTERNAL_ERROR)
+        # dozens of lines that are not JSON, so there it is one event naming where. Either
+        # way the exit code is 70, never 1: a scheduler counts 1 as a normal night.
+        if _json_log(args):
+            return _failed(args, exc, INTERNAL_ERROR)
+        from synckit.config import redact
+
+        shown = "".join(traceback.format_exception(exc))
+        print(redact(shown), end="", file=sys.stderr)
+        print(f"synckit: internal error (exit code {INTERNAL_ERROR}); please report the "
+              "traceback above", file=sys.stderr)  # fmt: skip
+        return INTERNAL_ERROR
 
 
 #: Exit code of an unexpected error (a bug in synckit): EX_SOFTWARE of sysexits.h.

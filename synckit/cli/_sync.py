@@ -208,7 +208,7 @@ def make_client(opts: dict[str, Any]) -> Any:
     if token_env:
         token = env.get(token_env)
         if not token:
-            raise ConfigError(f"--token-env {token_env}: that environment variable is not set")
+            raise ConfigError(f"the environment variable {token_env} (--token-env) is not set")
         return Client(base_url, token=token, **extra)
     if client_id or secret_env:
         client_id = client_id or env.get("SYNCKIT_CLIENT_ID")
@@ -228,7 +228,8 @@ def make_client(opts: dict[str, Any]) -> Any:
     if cid and secret:
         return Client(base_url, client_id=cid, client_secret=secret, **extra)
     raise ConfigError(
-        "no credentials: set SYNCKIT_TOKEN (or --token-env VAR), or SYNCKIT_CLIENT_ID and "
+        # Worded so that no word follows "credentials:" -- redaction would take it for one.
+        "no credentials found. Set SYNCKIT_TOKEN (or --token-env VAR), or SYNCKIT_CLIENT_ID and "
         "SYNCKIT_CLIENT_SECRET (or --client-id ID --client-secret-env VAR)"
     )
 
@@ -336,6 +337,8 @@ def _run(args: argparse.Namespace, opts: dict[str, Any], source: Path, fmt: str)
             target = plan_path(target)  # the last real run's report stays as it was
     output = _Output(target, fmt)
     check_at_least_one(opts, "batch_size", "workers", "chunk_size")
+    if opts["state"] is not None and str(opts["state"]) == STDIO:
+        raise ConfigError("--state -: the ledger is a SQLite file, not a stream; give its path")
     if opts["retry_failed"] and not opts["state"]:
         raise ConfigError("--retry-failed needs --state PATH (the ledger of earlier runs)")
 
