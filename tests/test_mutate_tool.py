@@ -77,3 +77,24 @@ def test_a_child_process_imports_the_mutant_and_the_file_is_untouched(
     assert run("pkg/mod.py::1") == "253 True"  # LIMIT 254 -> 253
     assert run("pkg/mod.py::2") == "254 True"  # > -> >=
     assert (tmp_path / "pkg" / "mod.py").read_text() == SOURCE
+
+
+def test_a_decorator_mutant_runs_the_tests_that_name_its_class(
+    tool: ModuleType, tmp_path: Path
+) -> None:
+    """A dataclass's generated methods have no source line coverage could see: the
+    tests that name the class are run for a mutant of its decorator."""
+    (tmp_path / "pkg" / "shapes.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass(frozen=True)\nclass Point:\n"
+        "    x: int = 0\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_shapes.py").write_text(
+        "from pkg.shapes import Point\n\n\ndef test_frozen():\n    Point()\n\n\n"
+        "def test_other():\n    pass\n"
+    )
+    frozen = next(m for m in tool.list_mutants("pkg/shapes.py") if "frozen" in m.id)
+    cov = tool.CoverageMap(
+        {}, {"tests/test_shapes.py::test_frozen[a]": 0.1, "tests/test_shapes.py::test_other": 0.1}
+    )
+    assert tool.tests_for(frozen, cov) == ["tests/test_shapes.py::test_frozen[a]"]

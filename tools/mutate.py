@@ -611,6 +611,38 @@ def _references(names: frozenset[str], module: str) -> dict[str, set[int]]:
     return out
 
 
+@functools.cache
+def _tests_naming(names: frozenset[str]) -> frozenset[str]:
+    """Tests (node ids without parameters) whose own source names any of ``names``.
+
+    Code a decorator generates (a dataclass's ``__init__``, ``__setattr__``...)
+    has no source line, so coverage cannot tell which tests run it: a test that
+    builds the class itself is found by its name instead.
+    """
+    out: set[str] = set()
+    for file in sorted((ROOT / "tests").rglob("test_*.py")):
+        rel = str(file.relative_to(ROOT))
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        found: list[tuple[str, ast.AST]] = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((node.name, node))
+            elif isinstance(node, ast.ClassDef):
+                found += [
+                    (f"{node.name}::{f.name}", f)
+                    for f in node.body
+                    if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                ]
+        for name, func in found:
+            if name.rpartition("::")[2].startswith("test") and any(
+                (isinstance(n, ast.Name) and n.id in names)
+                or (isinstance(n, ast.Attribute) and n.attr in names)
+                for n in ast.walk(func)
+            ):
+                out.add(f"{rel}::{name}")
+    return frozenset(out)
+
+
 def tests_for(m: Mutant, cov: CoverageMap) -> list[str]:
     """The tests that can notice ``m``, fastest first."""
     tests: set[str] = set()
@@ -625,6 +657,8 @@ def tests_for(m: Mutant, cov: CoverageMap) -> list[str]:
         if m.span is not None:  # a decorator: also the tests that run the decorated code
             for line in range(m.span[0], m.span[1] + 1):
                 tests |= per_line.get(line, set())
+        naming = _tests_naming(m.names)
+        tests |= {t for t in cov.durations if t.partition("[")[0] in naming}
         if not tests:  # used nowhere we can see: every test that runs the module
             for found in per_line.values():
                 tests |= found
