@@ -14,6 +14,8 @@ TOOL = Path(__file__).resolve().parents[1] / "tools" / "mutate.py"
 
 SOURCE = '''\
 """A module to mutate."""
+import sys
+
 LIMIT = 254
 
 
@@ -23,6 +25,11 @@ def too_long(text):
 
 def ok(flag):
     return not flag  # pragma: no mutate
+
+
+if sys.platform == "win32":  # pragma: no cover - Windows only
+    def lock():
+        return 1 + 1
 '''
 
 
@@ -50,7 +57,7 @@ def test_lists_the_expected_mutants(tool: ModuleType) -> None:
         "<LIMIT> | 254 | `254` -> `253`",
         "too_long | len(text) > LIMIT | `>` -> `>=`",
         "too_long | return len(text) > LIMIT | `return ...` -> `return None`",
-    ]  # the pragma line and the docstring are left alone
+    ]  # the pragma lines (no mutate, no cover) and the docstring are left alone
 
 
 def test_a_child_process_imports_the_mutant_and_the_file_is_untouched(

@@ -15,7 +15,9 @@ What it does, per module given:
    dropped ``not``, ``True``/``False``, ±1 on numeric constants, ``+``/``-``
    and ``*``/``/``, ``return x`` → ``return None``, a dropped call statement,
    ``break``/``continue``. Lines marked ``# pragma: no mutate``, annotations,
-   ``__all__`` and ``if TYPE_CHECKING:`` blocks are left alone.
+   ``__all__``, ``if TYPE_CHECKING:`` blocks and ``if`` statements coverage
+   excludes (``# pragma: no cover`` on the ``if`` line, e.g. a Windows-only
+   branch: no test here runs it) are left alone.
 3. Runs each mutant against only the tests that cover its statement (for a
    module-level constant or a decorator: the tests that cover the lines that
    use the name), fastest first, stopping at the first failure.
@@ -64,6 +66,7 @@ EQUIVALENTS = Path(__file__).resolve().parent / "mutation_equivalents.toml"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synckit-mutate"
 _ENV = "SYNCKIT_MUTANT"  # "<relative path>::<mutant index>", read by the import hook
 _PRAGMA = "pragma: no mutate"
+_NO_COVER = "pragma: no cover"
 
 # --------------------------------------------------------------------------- mutants
 
@@ -239,6 +242,10 @@ class _Mutator(ast.NodeTransformer):
         if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
             isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
         ):
+            return node
+        if _NO_COVER in self.lines[node.lineno - 1]:
+            # Excluded from coverage, as coverage excludes it (the whole statement, its
+            # else too): code no test here can run, e.g. a Windows-only branch.
             return node
         return self.generic_visit(node)
 
