@@ -36,6 +36,8 @@ from synckit._ratelimit import (
 )
 
 EPS = 1e-9  # float slack for times computed as sums of intervals
+# A pacer bug can make a test wait forever (mutation testing plants such bugs): fail instead.
+pytestmark = pytest.mark.timeout(30)
 
 
 class VirtualTime:
@@ -55,6 +57,7 @@ class VirtualTime:
         self._running = 0
         self._sleepers: dict[int, float] = {}  # ticket -> virtual wake-up time
         self._tickets = itertools.count()
+        self._spawned: set[int] = set()  # thread idents of spawn()ed threads
         self.errors: list[BaseException] = []
 
     def clock(self) -> float:
@@ -62,6 +65,9 @@ class VirtualTime:
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        if threading.get_ident() not in self._spawned:
+            # The test's own thread moves the clock: if it slept, nobody would wake it.
+            raise AssertionError(f"the test thread was made to wait {seconds} s")
         with self._cond:
             ticket = next(self._tickets)
             self._sleepers[ticket] = self.now + max(0.0, seconds)
@@ -75,6 +81,8 @@ class VirtualTime:
             self._running += 1
 
         def run() -> None:
+            with self._cond:
+                self._spawned.add(threading.get_ident())
             try:
                 fn()
             except BaseException as exc:  # reported by settle(): a thread must not fail quietly
@@ -94,7 +102,7 @@ class VirtualTime:
 
     def advance_to(self, t: float) -> None:
         """Move the clock to ``t``, waking each sleeper at its own time on the way."""
-        while True:
+        for _ in range(1_000_000):  # a thread sleeping 0 s over and over never gets there
             self.settle()
             with self._cond:
                 due = min(self._sleepers.values(), default=None)
@@ -107,6 +115,7 @@ class VirtualTime:
                     del self._sleepers[k]
                 self._running += len(woken)
                 self._cond.notify_all()
+        raise AssertionError(f"threads keep sleeping without time passing (at {self.now})")
 
     def run_out(self) -> None:
         """Let every thread finish."""
