@@ -925,7 +925,11 @@ def _finish(results: list[Result], modules: list[str], json_path: Path | None) -
         for r in survivors:
             m = r.mutant
             print(f"- {m.path}:{m.line} [{r.outcome}] {m.id}")
-            print(f"    mutant: {mutant_source(m.path, m.index)}")
+            try:
+                shown = mutant_source(m.path, m.index)
+            except (IndexError, SyntaxError):  # the file was edited during the run
+                shown = "(the module changed since the run: see its id)"
+            print(f"    mutant: {shown}")
     wrong = [r for r in results if r.outcome == "equivalent-killed"]
     for r in wrong:
         print(f"mutate: listed as equivalent but a test killed it: {r.mutant.id}", file=sys.stderr)
