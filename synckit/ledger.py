@@ -455,8 +455,7 @@ class Ledger:
         try:
             _try_lock(handle)
         except OSError:
-            handle.seek(0)
-            holder = handle.read().strip()
+            holder = handle.read().strip()  # from 0: nothing was read or written yet
             handle.close()
             who = f" (process {holder})" if holder.isdigit() else ""
             raise StateLockedError(

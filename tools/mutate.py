@@ -146,7 +146,9 @@ class _Mutator(ast.NodeTransformer):
         """Record a point; True if it is the one to apply."""
         if self._skip(node):
             return False
-        stmt = self._stmt
+        # A statement mutated as a whole (a dropped call, a return) is its own statement:
+        # not the compound one around it, whose header may run only at import time.
+        stmt = node if isinstance(node, ast.stmt) else self._stmt
         if isinstance(stmt, (ast.If, ast.While, ast.For, ast.With, ast.Try)) and getattr(
             stmt, "body", None
         ):
