@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -88,7 +89,8 @@ def reserve_slot(s: Schedule, now: float, interval: float, tolerance: float) -> 
         [10.0, 10.5, 11.0]
     """
     if s.next > now + MAX_AHEAD or s.paused_until > now + MAX_AHEAD:
-        s.next = s.paused_until = 0.0
+        # Started afresh at this moment (not at 0: a clock may count from anywhere).
+        s.next = s.paused_until = now
     slot = now if now > s.paused_until else s.paused_until
     if interval:
         early = s.next - tolerance
@@ -109,9 +111,9 @@ def hold_schedule(s: Schedule, now: float, seconds: float) -> None:
         >>> hold_schedule(s, 10.0, 0.5); (s.paused_until, s.next, s.shift)
         (10.5, 10.7, 0.5)
     """
-    until = now + max(0.0, seconds)
+    until = now + seconds
     start = max(now, s.paused_until)
-    if until <= start:
+    if until <= start:  # nothing to hold (also a zero or negative pause)
         return
     delta = until - start
     s.paused_until = until
@@ -168,8 +170,6 @@ class MemoryBudget:
         >>> b.reserve(0.25, 0.0)[0], b.reserve(0.25, 0.0)[0]
         (0.0, 0.25)
     """
-
-    shared = False
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
@@ -248,11 +248,12 @@ class RatePacer:
         self._sleep = sleep
         self._local = MemoryBudget(clock=clock)
         self._budget: Budget = budget if budget is not None else self._local
-        self._degraded_until = 0.0  # while > now, a failed shared budget is skipped
-        self._warned_at = -_WARN_EVERY
-        self._interval = 0.0
-        self._tolerance = 0.0
-        self._rate: float | None = None
+        # "Never": -inf, whatever the clock counts from.
+        self._degraded_until = -math.inf  # while > now, a failed shared budget is skipped
+        self._warned_at = -math.inf
+        self._interval: float  # these three are set by _recompute, from the limit
+        self._tolerance: float
+        self._rate: float | None
         self._recompute()
 
     @property
@@ -302,8 +303,6 @@ class RatePacer:
             wait, shift, shared_limit = budget.reserve(self._interval, self._tolerance)
         if shared_limit and self._server_limit is None:
             self._adopt(shared_limit)
-        if wait <= 0:
-            return self._clock() - started
         deadline = self._clock() + wait
         while True:
             left = deadline - self._clock()
@@ -336,7 +335,7 @@ class RatePacer:
                 self._guarded(lambda b: b.publish(limit, 1.0 / rate, tolerance_for(limit, rate)))
         if remaining is not None and remaining <= 0:
             reset = _header_float(headers, "X-RateLimit-Reset")
-            if reset is not None and reset > 0:
+            if reset is not None:  # a pause of 0 or less holds nobody
                 # The window is spent (maybe by someone else sharing the
                 # credential): nobody sends before it refills.
                 self.pause(min(reset, 60.0))

@@ -141,7 +141,6 @@ class FileBudget:
     the file anew for the same reason.
     """
 
-    shared = True
     _FORMAT = struct.Struct("<4s6d")  # magic, next, paused_until, shift, limit, interval, tol
     _MAGIC = b"SKR1"
 
@@ -275,8 +274,8 @@ local max_ahead = tonumber(ARGV[3])
 local idle_ms = tonumber(ARGV[4])
 local function fmt(x) return string.format('%.6f', x) end
 if nxt > now + max_ahead or paused > now + max_ahead then
-  nxt = 0
-  paused = 0
+  nxt = now
+  paused = now
 end
 local wait = 0
 if op == 'reserve' then
@@ -296,7 +295,7 @@ if op == 'reserve' then
   end
   wait = slot - now
 elseif op == 'hold' then
-  local untl = now + math.max(0, tonumber(ARGV[5]))
+  local untl = now + tonumber(ARGV[5])
   local start = now
   if paused > start then start = paused end
   if untl > start then
@@ -321,8 +320,6 @@ return {fmt(wait), fmt(shift), fmt(limit)}
 
 class RedisBudget:
     """A schedule in a Redis hash (``synckit:rate:<key>``), stepped by one Lua script."""
-
-    shared = True
 
     def __init__(
         self,

@@ -493,8 +493,7 @@ class Ledger:
                 f"state file {self.path} is in use by another synckit run{who}; "
                 f"wait for it to finish (lock: {self.lock_path})"
             ) from None
-        handle.seek(0)
-        handle.truncate()
+        handle.truncate()  # at 0 (nothing read): a killed run's pid may still be there
         handle.write(str(os.getpid()))
         handle.flush()
         self._lock_file = handle
@@ -537,9 +536,14 @@ class Ledger:
             db.execute(
                 "INSERT INTO runs(run_id, started_at, source, options_json, pid) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (run_id, _now(), source, json.dumps(safe, default=str, sort_keys=True),
-                 os.getpid()),
-            )  # fmt: skip
+                (
+                    run_id,
+                    _now(),
+                    source,
+                    json.dumps(safe, default=str, sort_keys=True, ensure_ascii=False),
+                    os.getpid(),
+                ),
+            )
         return run_id
 
     def end_run(self, run_id: str, *, counts: Mapping[str, int], exit_code: int) -> None:
@@ -764,11 +768,12 @@ class Ledger:
             rows = self._conn.execute(
                 f"SELECT key FROM contacts WHERE status IN ({marks})", RETRY_STATUSES
             ).fetchall()
-        return {r[0] for r in rows}
+        return {key for (key,) in rows}
 
     def __len__(self) -> int:
         with self._mutex:
-            return int(self._conn.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])
+            (count,) = self._conn.execute("SELECT COUNT(*) FROM contacts").fetchone()
+            return int(count)
 
     # ------------------------------------------------------------------ erasure
     def forget(self, values: Iterable[str], *, default_region: str | None = "US") -> Erasure:
@@ -797,11 +802,13 @@ class Ledger:
         with self._locked():
             contacts = runs = other = 0
             with self._tx() as db:
-                for table, columns in self._text_columns(db):
+                for table, columns in self._columns(db):
+                    # Four host parameters per column and term: at most _MAX_VARS a statement.
+                    per = max(1, _MAX_VARS // (4 * len(columns)))
                     removed = 0
-                    for start in range(0, len(terms), _MAX_VARS // 8):
+                    for start in range(0, len(terms), per):
                         removed += self._delete_matching(
-                            db, table, columns, terms[start : start + _MAX_VARS // 8]
+                            db, table, columns, terms[start : start + per]
                         )
                     if table == "contacts":
                         contacts += removed
@@ -845,24 +852,23 @@ class Ledger:
             yield
 
     @staticmethod
-    def _text_columns(db: sqlite3.Connection) -> list[tuple[str, list[str]]]:
-        """Every table (ours and any added later) with its columns that may hold text."""
+    def _columns(db: sqlite3.Connection) -> list[tuple[str, list[str]]]:
+        """Every table (ours and any added later) with every one of its columns.
+
+        Whatever a column's declared type: SQLite keeps text that does not look
+        like a number as text even in an INTEGER or NUMERIC column, so an email
+        can sit in any of them.
+        """
         tables = [
-            r[0]
-            for r in db.execute(
+            name
+            for (name,) in db.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
-        out = []
-        for table in tables:
-            cols = [
-                r[1]
-                for r in db.execute(f"PRAGMA table_info({_quote_name(table)})")
-                if not str(r[2]).upper().startswith(("INT", "REAL", "FLOA", "DOUB", "NUM"))
-            ]
-            if cols:
-                out.append((table, cols))
-        return out
+        return [
+            (table, [r[1] for r in db.execute(f"PRAGMA table_info({_quote_name(table)})")])
+            for table in tables
+        ]
 
     @staticmethod
     def _delete_matching(
@@ -870,8 +876,9 @@ class Ledger:
     ) -> int:
         # A cell matches when it IS the value, is the ledger key of it, or holds it as a
         # JSON string anywhere (payload fields, custom fields, options): lower-cased, as
-        # emails are stored. Whole-string matches only: forgetting +1201555120 must not
-        # remove +12015551208.
+        # emails are stored, in UTF-8 or with \\u escapes (options written before issue
+        # 16 were). Whole-string matches only: forgetting +1201555120 must not remove
+        # +12015551208.
         clauses: list[str] = []
         params: list[str] = []
         for col in columns:
@@ -879,8 +886,10 @@ class Ledger:
             for term in terms:
                 low = term.lower()
                 kind = "email:" if "@" in term else "phone:"
-                clauses.append(f"({cell} = ? OR {cell} = ? OR instr({cell}, ?) > 0)")
-                params += [low, kind + low, json.dumps(low, ensure_ascii=False)]
+                clauses.append(
+                    f"({cell} = ? OR {cell} = ? OR instr({cell}, ?) > 0 OR instr({cell}, ?) > 0)"
+                )
+                params += [low, kind + low, json.dumps(low, ensure_ascii=False), json.dumps(low)]
         sql = f"DELETE FROM {_quote_name(table)} WHERE " + " OR ".join(clauses)
         return int(db.execute(sql, params).rowcount)
 
@@ -947,7 +956,8 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         handle.seek(0)
         msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
 
-else:
+
+if sys.platform != "win32":  # not an else: coverage (and mutation testing) skip the if above
     import fcntl
 
     def _try_lock(handle: Any) -> None:

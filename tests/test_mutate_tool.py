@@ -14,6 +14,8 @@ TOOL = Path(__file__).resolve().parents[1] / "tools" / "mutate.py"
 
 SOURCE = '''\
 """A module to mutate."""
+import sys
+
 LIMIT = 254
 
 
@@ -23,6 +25,11 @@ def too_long(text):
 
 def ok(flag):
     return not flag  # pragma: no mutate
+
+
+if sys.platform == "win32":  # pragma: no cover - Windows only
+    def lock():
+        return 1 + 1
 '''
 
 
@@ -50,7 +57,7 @@ def test_lists_the_expected_mutants(tool: ModuleType) -> None:
         "<LIMIT> | 254 | `254` -> `253`",
         "too_long | len(text) > LIMIT | `>` -> `>=`",
         "too_long | return len(text) > LIMIT | `return ...` -> `return None`",
-    ]  # the pragma line and the docstring are left alone
+    ]  # the pragma lines (no mutate, no cover) and the docstring are left alone
 
 
 def test_a_child_process_imports_the_mutant_and_the_file_is_untouched(
@@ -77,3 +84,24 @@ def test_a_child_process_imports_the_mutant_and_the_file_is_untouched(
     assert run("pkg/mod.py::1") == "253 True"  # LIMIT 254 -> 253
     assert run("pkg/mod.py::2") == "254 True"  # > -> >=
     assert (tmp_path / "pkg" / "mod.py").read_text() == SOURCE
+
+
+def test_a_decorator_mutant_runs_the_tests_that_name_its_class(
+    tool: ModuleType, tmp_path: Path
+) -> None:
+    """A dataclass's generated methods have no source line coverage could see: the
+    tests that name the class are run for a mutant of its decorator."""
+    (tmp_path / "pkg" / "shapes.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass(frozen=True)\nclass Point:\n"
+        "    x: int = 0\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_shapes.py").write_text(
+        "from pkg.shapes import Point\n\n\ndef test_frozen():\n    Point()\n\n\n"
+        "def test_other():\n    pass\n"
+    )
+    frozen = next(m for m in tool.list_mutants("pkg/shapes.py") if "frozen" in m.id)
+    cov = tool.CoverageMap(
+        {}, {"tests/test_shapes.py::test_frozen[a]": 0.1, "tests/test_shapes.py::test_other": 0.1}
+    )
+    assert tool.tests_for(frozen, cov) == ["tests/test_shapes.py::test_frozen[a]"]

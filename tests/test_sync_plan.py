@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
 from typing import Any
+
+import pytest
 
 from synckit.ledger import LedgerEntry, payload_hash
 from synckit.sync.outcome import Outcome
@@ -15,7 +20,12 @@ from synckit.sync.plan import (
     RowIn,
     Update,
     apply_owners,
+    changes,
+    diff,
+    merge,
+    needs_read,
     plan_row,
+    protect,
 )
 
 ADA = {"email": "ada@example.com", "phone_number": "+447400000001", "first_name": "Ada"}
@@ -193,3 +203,101 @@ def test_a_second_row_for_the_same_contact_is_a_duplicate_contact() -> None:
     assert "ct_1" in (second.step.error_message or "") and "row 2" in (
         second.step.error_message or ""
     )
+
+
+def test_a_row_without_a_target_does_not_stop_the_rows_after_it() -> None:
+    unsent = Planned(row({"email": "x@example.com"}, pos=0, number=2), Create({}), None)
+    second = Planned(row({"phone_number": "+447400000001"}, pos=5, number=7), Create({}), "ct_1")
+    apply_owners([unsent, second], {"ct_1": (1, 3)})
+    assert unsent.step == Create({})
+    assert isinstance(second.step, Outcome) and second.step.error_code == "duplicate_contact"
+
+
+# --------------------------------------------------------------------------- pinned answers
+
+
+def test_unknown_is_one_falsy_value_that_survives_copies() -> None:
+    from synckit.sync.plan import _Unknown
+
+    assert _Unknown() is UNKNOWN and repr(UNKNOWN) == "UNKNOWN"
+    assert bool(UNKNOWN) is False  # `if contact:` treats "not known" like "no contact"
+    # Known values cross copies and processes; `is UNKNOWN` must still hold there.
+    assert copy.deepcopy(Known()).by_email is UNKNOWN
+    assert pickle.loads(pickle.dumps(Known())).by_phone is UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (RowIn(0, 2, {}, None), "key"),
+        (Known(), "by_email"),
+        (PlanOptions(), "dry_run"),
+        (Create({}), "replaced"),
+        (Update("ct_1", {}, {}, {}), "contact_id"),
+    ],
+)
+def test_inputs_and_steps_cannot_be_changed_once_made(value: Any, field: str) -> None:
+    # A planned step is what is sent and what the ledger records: nobody may edit it
+    # on the way (apply_owners replaces a Planned's step, never a step's fields).
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, field, None)
+
+
+def test_null_custom_fields_clear_them_as_patch_does() -> None:
+    """Contract, PATCH semantics: null clears a field, custom_fields included."""
+    held_fields = {"first_name": "Ada", "custom_fields": {"plan": "pro"}}
+    assert diff({"custom_fields": None}, held_fields) == {"custom_fields": None}
+    assert diff({"custom_fields": None}, {"first_name": "Ada"}) == {}  # already none
+    cleared = merge(held_fields, {"custom_fields": None})
+    assert cleared == {"first_name": "Ada", "custom_fields": None}
+    assert changes({"custom_fields": None, "first_name": "A"}) == "first_name,custom_fields"
+
+
+def test_consent_answers_by_hand() -> None:
+    assert needs_read({"email_consent": "subscribed"}, True) is False  # allowed: no read
+    assert needs_read({"sms_consent": "single_opt_in"}, False) is True
+    assert needs_read({"email_consent": "unsubscribed"}, False) is False
+    # No consent in the update, contact opted out: nothing to protect.
+    assert protect({"first_name": "A"}, {"email_consent": "unsubscribed"}, False) == (
+        {"first_name": "A"},
+        [],
+    )
+    # An opt-in over an opt-in is no resubscription.
+    assert protect({"email_consent": "subscribed"}, {"email_consent": "subscribed"}, False) == (
+        {"email_consent": "subscribed"},
+        [],
+    )
+    # An opt-out over an opt-out is kept as sent.
+    assert protect({"sms_consent": "unsubscribed"}, {"sms_consent": "unsubscribed"}, False) == (
+        {"sms_consent": "unsubscribed"},
+        [],
+    )
+
+
+def test_a_dry_runs_failed_lookup_names_the_error_code_or_its_class() -> None:
+    from synckit.errors import ServerError, TransportError
+
+    down = ServerError("down", status=503, code="unavailable")
+    coded = plan(ADA, Known(error=down), dry_run=True)
+    assert isinstance(coded.step, Outcome)
+    assert (coded.step.error_code, coded.step.errors[0]["code"]) == ("unavailable", "unavailable")
+    bare = plan(ADA, Known(error=TransportError("connection refused")), dry_run=True)
+    assert isinstance(bare.step, Outcome)
+    assert bare.step.error_code == "TransportError"
+    assert bare.step.errors[0]["code"] == "lookup_failed"
+    assert bare.step.error_message == "could not look the contact up: connection refused"
+
+
+def test_ledger_free_email_but_unlooked_phone_is_not_proof_the_contact_is_gone() -> None:
+    later = {**ADA, "first_name": "Augusta"}
+    p = plan(later, Known(by_email=None, by_phone=UNKNOWN), entry(ADA))
+    assert isinstance(p.step, Update)
+    assert (p.step.contact_id, p.step.diff) == ("ct_1", {"first_name": "Augusta"})
+
+
+def test_ledger_a_field_emptied_in_the_file_sends_nothing() -> None:
+    emptied = {"email": ADA["email"], "phone_number": ADA["phone_number"]}  # no first_name
+    p = plan(emptied, Known(), entry(ADA))
+    assert isinstance(p.step, Outcome)
+    assert (p.step.status, p.step.contact_id) == ("unchanged", "ct_1")
+    assert p.step.confirmed == ADA  # absent = kept: the platform still holds "Ada"

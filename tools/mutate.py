@@ -15,7 +15,9 @@ What it does, per module given:
    dropped ``not``, ``True``/``False``, ±1 on numeric constants, ``+``/``-``
    and ``*``/``/``, ``return x`` → ``return None``, a dropped call statement,
    ``break``/``continue``. Lines marked ``# pragma: no mutate``, annotations,
-   ``__all__`` and ``if TYPE_CHECKING:`` blocks are left alone.
+   ``__all__``, ``if TYPE_CHECKING:`` blocks and ``if`` statements coverage
+   excludes (``# pragma: no cover`` on the ``if`` line, e.g. a Windows-only
+   branch: no test here runs it) are left alone.
 3. Runs each mutant against only the tests that cover its statement (for a
    module-level constant or a decorator: the tests that cover the lines that
    use the name), fastest first, stopping at the first failure.
@@ -64,6 +66,7 @@ EQUIVALENTS = Path(__file__).resolve().parent / "mutation_equivalents.toml"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "synckit-mutate"
 _ENV = "SYNCKIT_MUTANT"  # "<relative path>::<mutant index>", read by the import hook
 _PRAGMA = "pragma: no mutate"
+_NO_COVER = "pragma: no cover"
 
 # --------------------------------------------------------------------------- mutants
 
@@ -143,7 +146,9 @@ class _Mutator(ast.NodeTransformer):
         """Record a point; True if it is the one to apply."""
         if self._skip(node):
             return False
-        stmt = self._stmt
+        # A statement mutated as a whole (a dropped call, a return) is its own statement:
+        # not the compound one around it, whose header may run only at import time.
+        stmt = node if isinstance(node, ast.stmt) else self._stmt
         if isinstance(stmt, (ast.If, ast.While, ast.For, ast.With, ast.Try)) and getattr(
             stmt, "body", None
         ):
@@ -239,6 +244,10 @@ class _Mutator(ast.NodeTransformer):
         if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
             isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
         ):
+            return node
+        if _NO_COVER in self.lines[node.lineno - 1]:
+            # Excluded from coverage, as coverage excludes it (the whole statement, its
+            # else too): code no test here can run, e.g. a Windows-only branch.
             return node
         return self.generic_visit(node)
 
@@ -611,6 +620,38 @@ def _references(names: frozenset[str], module: str) -> dict[str, set[int]]:
     return out
 
 
+@functools.cache
+def _tests_naming(names: frozenset[str]) -> frozenset[str]:
+    """Tests (node ids without parameters) whose own source names any of ``names``.
+
+    Code a decorator generates (a dataclass's ``__init__``, ``__setattr__``...)
+    has no source line, so coverage cannot tell which tests run it: a test that
+    builds the class itself is found by its name instead.
+    """
+    out: set[str] = set()
+    for file in sorted((ROOT / "tests").rglob("test_*.py")):
+        rel = str(file.relative_to(ROOT))
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        found: list[tuple[str, ast.AST]] = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((node.name, node))
+            elif isinstance(node, ast.ClassDef):
+                found += [
+                    (f"{node.name}::{f.name}", f)
+                    for f in node.body
+                    if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                ]
+        for name, func in found:
+            if name.rpartition("::")[2].startswith("test") and any(
+                (isinstance(n, ast.Name) and n.id in names)
+                or (isinstance(n, ast.Attribute) and n.attr in names)
+                for n in ast.walk(func)
+            ):
+                out.add(f"{rel}::{name}")
+    return frozenset(out)
+
+
 def tests_for(m: Mutant, cov: CoverageMap) -> list[str]:
     """The tests that can notice ``m``, fastest first."""
     tests: set[str] = set()
@@ -625,6 +666,8 @@ def tests_for(m: Mutant, cov: CoverageMap) -> list[str]:
         if m.span is not None:  # a decorator: also the tests that run the decorated code
             for line in range(m.span[0], m.span[1] + 1):
                 tests |= per_line.get(line, set())
+        naming = _tests_naming(m.names)
+        tests |= {t for t in cov.durations if t.partition("[")[0] in naming}
         if not tests:  # used nowhere we can see: every test that runs the module
             for found in per_line.values():
                 tests |= found
@@ -884,7 +927,11 @@ def _finish(results: list[Result], modules: list[str], json_path: Path | None) -
         for r in survivors:
             m = r.mutant
             print(f"- {m.path}:{m.line} [{r.outcome}] {m.id}")
-            print(f"    mutant: {mutant_source(m.path, m.index)}")
+            try:
+                shown = mutant_source(m.path, m.index)
+            except (IndexError, SyntaxError):  # the file was edited during the run
+                shown = "(the module changed since the run: see its id)"
+            print(f"    mutant: {shown}")
     wrong = [r for r in results if r.outcome == "equivalent-killed"]
     for r in wrong:
         print(f"mutate: listed as equivalent but a test killed it: {r.mutant.id}", file=sys.stderr)
