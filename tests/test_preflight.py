@@ -178,6 +178,22 @@ def test_plain_http_server_exits_3_at_once(
     assert [m for m, _ in seen] == ["GET"]  # the one check; no POST reached it
 
 
+def test_a_server_that_redirects_exits_3_before_any_write(
+    plain_http: tuple[str, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    # A folder named like the collection, holding a contract-shaped page: http.server
+    # answers GET /v1/contacts?... with 301 to /v1/contacts/ (the API never redirects).
+    url, seen = plain_http
+    page = tmp_path / "www" / "v1" / "contacts"
+    page.mkdir(parents=True)
+    (page / "index.html").write_text('{"data": [], "next_cursor": null}', encoding="utf-8")
+    src = write_csv(tmp_path / "people.csv", 35)
+    done = sync(src, url + "/", "tok_redirect")
+    assert done.returncode == 3, done.stderr
+    assert "HTTP 301" in done.stderr and "it redirects" in done.stderr
+    assert [m for m, _ in seen] == ["GET"]  # the one check; nothing written
+
+
 def test_writes_answered_501_stop_after_a_streak(
     lists_but_501s: tuple[str, list[str]], tmp_path: Path
 ) -> None:

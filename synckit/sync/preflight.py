@@ -315,6 +315,8 @@ def _what_came_back(err: APIError) -> str:
 
 
 def _hint(err: APIError, url: str) -> str:
+    if err.status is not None and 300 <= err.status < 400:
+        return "; it redirects, which the Contacts API never does: use the address it redirects to"
     if err.status == 404 and not url.rstrip("/").endswith(("/v1", "/v2", "/v3")):
         return "; check the base URL: it usually ends in the API version, e.g. .../v1"
     if err.status == 404:
@@ -327,8 +329,8 @@ def foreign_answer(err: BaseException | None) -> tuple[int | None, str | None, s
 
     Foreign: a body that is not JSON or not the contract's shape, ``404`` or
     ``405`` on the collection ``/contacts`` (the contract never answers them
-    there: the URL misses the version, say), ``405`` anywhere, and ``501`` /
-    ``505``. A ``404`` on ``/contacts/{id}`` is a contact that is gone, and
+    there: the URL misses the version, say), ``405`` anywhere, any redirect
+    (``3xx``), and ``501`` / ``505``. A ``404`` on ``/contacts/{id}`` is a contact that is gone, and
     ``429`` / ``5xx`` are a busy platform: proper answers.
 
     Example:
@@ -347,6 +349,9 @@ def foreign_answer(err: BaseException | None) -> tuple[int | None, str | None, s
         err.code in ("not_json", "not_contacts_page")
         or status in NON_HEALING_STATUSES
         or status == 405
+        # The contract never redirects and the client follows no redirect (it would
+        # carry the credential elsewhere): a 3xx is a web server or an http->https hop.
+        or 300 <= status < 400
         or (status == 404 and path.endswith("/contacts"))
         or (
             status not in _UNAVAILABLE
