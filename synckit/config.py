@@ -446,7 +446,9 @@ def log_report(report: Any, *, logger: logging.Logger | None = None, max_errors:
             extra=extra,
         )
     hidden = len(report.errors) - len(errors)
-    if hidden > 0:
+    # max_errors=0 means "none per row" (a text log, where the summary already counts
+    # them by code): nothing was cut short, so say nothing.
+    if hidden > 0 and max_errors > 0:
         log.warning(
             "%d more problems not logged; see the report file",
             hidden,

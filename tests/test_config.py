@@ -22,6 +22,7 @@ from synckit.config import (
 )
 from synckit.errors import ConfigError
 from synckit.report import SyncReport
+from synckit.sandbox import Sandbox
 
 
 def _write(tmp_path: Path, text: str, name: str = "synckit.toml") -> Path:
@@ -268,3 +269,26 @@ def test_formatter_survives_unserialisable_extras() -> None:
 def test_bad_log_format() -> None:
     with pytest.raises(ConfigError):
         configure_logging(fmt="yaml")
+
+
+def test_log_report_says_problems_were_cut_only_when_they_were(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pandas as pd
+
+    import synckit
+    from synckit.config import log_report
+
+    rows = pd.DataFrame({"email": ["bad1", "bad2", "bad3"]})  # three invalid rows, no request
+    with synckit.Client(sandbox.url, token=sandbox.token) as client:
+        report = synckit.upsert(rows, client, progress=False)
+    assert len(report.errors) == 3
+    with caplog.at_level(logging.INFO, logger="synckit.run"):
+        log_report(report, max_errors=0)  # a text log: the summary counts them by code
+    assert not [r for r in caplog.records if "not logged" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="synckit.run"):
+        log_report(report, max_errors=1)
+    assert [r.getMessage() for r in caplog.records if "not logged" in r.getMessage()] == [
+        "2 more problems not logged; see the report file"
+    ]
