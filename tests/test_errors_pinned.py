@@ -240,3 +240,13 @@ def test_body_keeps_the_decoded_json_or_else_the_text() -> None:
     page = "<html><title>502 Bad Gateway</title></html>"
     assert error_from_response(502, page.encode()).body == page
     assert error_from_response(502, None).body is None
+
+
+def test_an_input_error_names_the_file_and_the_line_when_known() -> None:
+    from synckit.errors import InputError
+
+    assert str(InputError("no header", path="people.csv")) == "people.csv: no header"
+    assert str(InputError("bad quote", path="people.csv", line=7)) == (
+        "people.csv, line 7: bad quote"
+    )
+    assert str(InputError("empty")) == "empty"
