@@ -213,21 +213,6 @@ def test_ctrl_c_in_the_middle_reports_every_row_once(
 # --------------------------------------------------------------------------- ledger durability
 
 
-@pytest.fixture
-def connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
-    """Every SQLite connection opened during the test (the real ones, only watched)."""
-    opened: list[sqlite3.Connection] = []
-    real = sqlite3.connect
-
-    def watch(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn = real(*args, **kwargs)
-        opened.append(conn)
-        return conn
-
-    monkeypatch.setattr(sqlite3, "connect", watch)
-    return opened
-
-
 def _open_files(path: Path) -> list[str]:
     fds = Path("/proc/self/fd")
     if not fds.is_dir():

@@ -10,26 +10,10 @@ import sqlite3
 import stat
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from synckit.ledger import Ledger, LedgerOutcome
-
-
-@pytest.fixture
-def connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
-    """Every SQLite connection opened during the test (the real ones, only watched)."""
-    opened: list[sqlite3.Connection] = []
-    real = sqlite3.connect
-
-    def watch(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn = real(*args, **kwargs)
-        opened.append(conn)
-        return conn
-
-    monkeypatch.setattr(sqlite3, "connect", watch)
-    return opened
 
 
 def test_an_erasure_zeroes_rebuilds_in_memory_and_waits_5_s_then_30_s_again(

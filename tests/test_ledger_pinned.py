@@ -109,21 +109,6 @@ def test_ledger_results_cannot_be_changed_once_made(value: Any, field: str) -> N
 # --------------------------------------------------------------------------- opening
 
 
-@pytest.fixture
-def connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
-    """Every SQLite connection opened during the test (the real ones, only watched)."""
-    opened: list[sqlite3.Connection] = []
-    real = sqlite3.connect
-
-    def watch(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn = real(*args, **kwargs)
-        opened.append(conn)
-        return conn
-
-    monkeypatch.setattr(sqlite3, "connect", watch)
-    return opened
-
-
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
