@@ -8,6 +8,7 @@ pure checks have unit tests; the non-healing retries are tested on the client.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -82,6 +83,18 @@ class _Counting(http.server.SimpleHTTPRequestHandler):
             self.seen.append((self.command, self.path))
 
 
+@contextlib.contextmanager
+def serving(server: http.server.ThreadingHTTPServer) -> Iterator[str]:
+    """Serve ``server`` from a thread for the block; yields its URL with ``/v1``."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
 @pytest.fixture
 def plain_http(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """A plain ``http.server`` serving an empty folder on loopback: GET 404 (HTML),
@@ -94,13 +107,8 @@ def plain_http(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, str]]]]:
         ("127.0.0.1", 0),
         lambda *a: handler(*a, directory=str(root)),  # type: ignore[misc]
     )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1", seen
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with serving(server) as url:
+        yield url, seen
 
 
 @pytest.fixture
@@ -133,13 +141,8 @@ def lists_but_501s(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
             self.wfile.write(body)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1", seen
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with serving(server) as url:
+        yield url, seen
 
 
 # --------------------------------------------------------------------------- Why 1: the URL
