@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import email_validator
@@ -34,12 +33,21 @@ PLAIN_EMAIL: Final = (
     r"@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 )
 _LOCAL_MAX: Final = 64
-_SPECIAL_TAIL: Final = (
-    "[@.](?:" + "|".join(re.escape(str(d)) for d in email_validator.SPECIAL_USE_DOMAIN_NAMES) + ")$"
-)
 _PLAIN_ANCHORED: Final = "^(?:" + PLAIN_EMAIL + ")$"
-_NOT_PLAIN: Final = "--|" + _SPECIAL_TAIL
 _AT: Final = ord("@")
+_DOT: Final = ord(".")
+_HYPHEN: Final = ord("-")
+# Special-use domains (localhost, .test, .invalid, ...) are refused. Each is one
+# label, so an address the pattern accepts ends with one exactly when its last
+# label (after its last dot: the pattern wants one in the domain) is one. Kept as
+# the label bytes, zero-padded, for a NumPy comparison.
+_SPECIAL: Final = tuple(str(d) for d in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+assert all("." not in d and d.isascii() for d in _SPECIAL)  # what the shortcut relies on
+_SPECIAL_WIDTH: Final = max(len(d) for d in _SPECIAL)
+_SPECIAL_ROWS: Final = np.array(
+    [list(d.encode().ljust(_SPECIAL_WIDTH, b"\0")) for d in _SPECIAL], dtype=np.uint8
+)
+_SPECIAL_LENGTHS: Final = np.array(sorted({len(d) for d in _SPECIAL}), dtype=np.int64)
 
 
 def plain_mask(values: pd.Series | pa.Array) -> np.ndarray:
@@ -54,16 +62,32 @@ def plain_mask(values: pd.Series | pa.Array) -> np.ndarray:
     ok = _arrow.bools(pc.match_substring_regex(arr, _PLAIN_ANCHORED))
     if not ok.any():
         return ok
-    # ASCII only from here (the pattern says so): bytes are characters
-    offsets, data = _arrow.buffers(arr.filter(pa.array(ok)))
-    good = np.diff(offsets) <= rules.EMAIL_MAX_LENGTH
+    # ASCII only from here (the pattern says so): bytes are characters. The rest
+    # reads the bytes with NumPy (a second regex pass cost as much as the first).
+    kept = arr if ok.all() else arr.filter(pa.array(ok))
+    offsets, data = _arrow.buffers(kept)
+    begin, end = offsets[:-1], offsets[1:]
+    good = end - begin <= rules.EMAIL_MAX_LENGTH
+    seg = data[offsets[0] : offsets[-1]]
     # the pattern allows exactly one "@" per address: where each one is
-    at = np.flatnonzero(data[offsets[0] : offsets[-1]] == _AT) + offsets[0]
-    good &= at - offsets[:-1] <= _LOCAL_MAX
-    # "xn--" and other double hyphens bring IDNA rules (email-validator's job), and
-    # special-use domains (localhost, .test, .invalid, ...) are refused: the domain
-    # is one or ends with one
-    good &= ~_arrow.bools(pc.match_substring_regex(arr.filter(pa.array(ok)), _NOT_PLAIN))
+    at = np.flatnonzero(seg == _AT) + offsets[0]
+    good &= at - begin <= _LOCAL_MAX
+    # "xn--" and other double hyphens bring IDNA rules: email-validator's job
+    pairs = np.flatnonzero((seg[:-1] == _HYPHEN) & (seg[1:] == _HYPHEN)) + offsets[0]
+    owner = _arrow.rows_of(offsets, pairs)
+    good[owner[pairs + 1 < end[owner]]] = False
+    # the last label: from after the address's last dot to its end
+    dots = np.flatnonzero(seg == _DOT) + offsets[0]
+    label = dots[np.searchsorted(dots, end) - 1] + 1
+    width = end - label
+    maybe = np.flatnonzero(np.isin(width, _SPECIAL_LENGTHS))
+    if len(maybe):
+        cols = np.arange(_SPECIAL_WIDTH)
+        at_pos = label[maybe, None] + cols
+        grid = data[np.minimum(at_pos, len(data) - 1)]
+        grid[cols >= width[maybe, None]] = 0
+        special = (grid[:, None, :] == _SPECIAL_ROWS[None, :, :]).all(axis=2).any(axis=1)
+        good[maybe[special]] = False
     ok[np.flatnonzero(ok)] = good
     return ok
 

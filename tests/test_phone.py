@@ -202,16 +202,24 @@ def test_small_input_uses_phonenumbers_per_number(monkeypatch: pytest.MonkeyPatc
     assert pd.isna(e164.iloc[5]) and pd.isna(region.iloc[4])
 
 
+@pytest.mark.parametrize("hashed", [True, False], ids=["hashed-first", "as-they-come"])
 @pytest.mark.parametrize("region", ["US", "GB", "AR", "DE", None])
 def test_both_paths_give_identical_results(
-    region: str | None, monkeypatch: pytest.MonkeyPatch
+    region: str | None, hashed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     texts = corpus(1500, seed=21)
     texts = list(dict.fromkeys(texts + with_extensions(texts[::5], seed=22) + JUNK))
     values = pd.Series([*texts, None, *texts[:50]], dtype="str")
+    # a column of mostly different numbers is not hashed first (repeats and gaps
+    # are then handled where they stand): a small sample makes this one such a column
+    monkeypatch.setattr(_phone, "_SAMPLE", 100 if not hashed else 10**9)
+    assert _phone._mostly_distinct(_phone._arrow(values)) is not hashed
     monkeypatch.setattr(_phone, "SMALL_INPUT", 0)
     fast = normalize_phones(values, region)
+    # the reference: phonenumbers per distinct value, hashed first (the path of
+    # small inputs, tested against phonenumbers above)
     monkeypatch.setattr(_phone, "SMALL_INPUT", 10**9)
+    monkeypatch.setattr(_phone, "_SAMPLE", 10**9)
     slow = normalize_phones(values, region)
     for a, b in zip(fast, slow, strict=True):
         mismatch = [(t, x, y) for t, x, y in zip(values, a, b, strict=True)
