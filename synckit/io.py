@@ -686,6 +686,14 @@ def _pandas_frames(
 
 #: Bytes pyarrow parses at a time (one block per thread when reading a whole file).
 _ARROW_BLOCK: Final = 1 << 22
+#: Files up to this size are parsed as one block on one thread. Cells may span
+#: lines (``newlines_in_values``), so pyarrow must find where each block's records
+#: end before parsing it, a serial pass that split blocks add to: on the
+#: benchmark's 17 MB file one block took 49-50 ms of CPU against 88-111 ms for
+#: 1-16 MiB blocks, threaded or not, and wall time followed (2 cores; ``python
+#: benchmarks/bench_validate.py``). Beyond this, blocks on threads bound the
+#: parser's memory and use the cores.
+_ONE_BLOCK_MAX: Final = 64 << 20
 #: The same when streaming chunks: pyarrow's streaming reader reads a few dozen
 #: blocks ahead, so this bounds its memory (1M rows in chunks of 50k, 85 MB: arrow
 #: holds 29 MB at most with 512 KiB blocks, 98 MB with 4 MiB; as fast or faster).
@@ -789,9 +797,13 @@ def _arrow_frames(
     path: str | os.PathLike[str], sep: str, skip: int, names: list[str], chunksize: int | None
 ) -> Iterator[pd.DataFrame]:
     internal = [f"f{i}" for i in range(len(names))]
-    block = _ARROW_BLOCK if chunksize is None else _STREAM_BLOCK
+    block, threads = (_ARROW_BLOCK, True) if chunksize is None else (_STREAM_BLOCK, True)
+    if chunksize is None:
+        size = os.path.getsize(path)
+        if size < _ONE_BLOCK_MAX:
+            block, threads = size + 1, False
     read = _pacsv.ReadOptions(
-        column_names=internal, skip_rows=skip + 1, block_size=block, use_threads=True
+        column_names=internal, skip_rows=skip + 1, block_size=block, use_threads=threads
     )
     parse = _pacsv.ParseOptions(
         delimiter=sep,
