@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -361,8 +362,7 @@ class _Digits:
 @dataclass(frozen=True, eq=False)
 class _Desc:
     pattern: str
-    lengths: np.ndarray | None  # None: no length restriction
-    length_set: frozenset[int] | None
+    length_set: frozenset[int] | None  # None: no length restriction
 
 
 @dataclass(frozen=True, eq=False)
@@ -388,8 +388,8 @@ def _desc(raw: object) -> _Desc | None:
         return None
     lengths = tuple(getattr(raw, "possible_length", ()) or ())
     if not lengths:
-        return _Desc(pattern, None, None)
-    return _Desc(pattern, np.array(lengths, dtype=np.int64), frozenset(lengths))
+        return _Desc(pattern, None)
+    return _Desc(pattern, frozenset(lengths))
 
 
 @cache
@@ -434,21 +434,6 @@ def _main_meta(country_code: int) -> _Meta | None:
     if not regions:
         return None
     return _meta(regions[0], country_code)
-
-
-def _desc_match(s: pa.Array, lengths: np.ndarray, desc: _Desc | None) -> np.ndarray:
-    """libphonenumber's ``_is_number_matching_desc``: length gate, then the pattern."""
-    if desc is None:
-        return np.zeros(len(s), dtype=bool)
-    if desc.lengths is None:
-        return _re(s, desc.pattern, full=True)
-    ok = np.isin(lengths, desc.lengths)
-    if ok.all():
-        return _re(s, desc.pattern, full=True)
-    if ok.any():
-        idx = np.flatnonzero(ok)
-        ok[idx] = _re(s.take(idx), desc.pattern, full=True)
-    return ok
 
 
 @lru_cache(maxsize=4096)
@@ -563,19 +548,34 @@ def _type_known(s: pa.Array, lengths: np.ndarray, meta: _Meta) -> np.ndarray:
     """``_number_type_helper(...) != UNKNOWN``: the general desc and at least one type desc.
 
     The type descs are tried together, one alternation per number length
-    (each desc's possible lengths decide whether it takes part).
+    (each desc's possible lengths decide whether it takes part). Numbers
+    come ordered by length (:func:`_fast_normalize` does that; others are
+    put in order here), so each length's numbers are one slice: no copies.
     """
-    ok = _desc_match(s, lengths, meta.general)
-    if not ok.any():
-        return ok
-    found = np.zeros(len(s), dtype=bool)
-    idx = np.flatnonzero(ok)
-    for length in np.unique(lengths[idx]).tolist():
-        pattern = _types_for_length(meta, int(length))
+    n = len(s)
+    if n > 1 and (np.diff(lengths) < 0).any():
+        order = np.argsort(lengths, kind="stable")
+        out = np.zeros(n, dtype=bool)
+        out[order] = _type_known(s.take(order), lengths[order], meta)
+        return out
+    found = np.zeros(n, dtype=bool)
+    general = meta.general
+    if general is None or not n:
+        return found
+    edges = [0, *(np.flatnonzero(np.diff(lengths)) + 1).tolist(), n]
+    for a, b in itertools.pairwise(edges):
+        length = int(lengths[a])
+        if general.length_set is not None and length not in general.length_set:
+            continue  # the general desc's length gate: UNKNOWN
+        pattern = _types_for_length(meta, length)
         if pattern is None:
             continue
-        sel = idx[lengths[idx] == length]
-        found[sel] = _re(s.take(sel), pattern, full=True)
+        block = s.slice(a, b - a)
+        ok = _re(block, general.pattern, full=True)
+        if ok.any():
+            # the types' pattern over the whole slice (a copy of the few the general
+            # pattern refused would cost more than matching them)
+            found[a:b] = ok & _re(block, pattern, full=True)
     return found
 
 
@@ -705,11 +705,17 @@ def _fast_normalize(texts: pa.Array, default_region: str | None) -> _Fast:
         return nsn.filter(pa.array(mask))
 
     if len(rows):
-        for group in _by_code(cc[rows], np.arange(len(rows))):
-            code = int(cc[rows[group[0]]])
-            sel = rows[group]
-            sub = nsn.take(group)
-            regs, ok = _classify(sub, nat_len[sel], code)
+        # One copy of the numbers ordered by country code, then length: each code's
+        # numbers are one slice of it, and each length's within that (what
+        # _classify's patterns are chosen by), so no pass copies a subset of them.
+        order = np.lexsort((nat_len[rows], cc[rows]))
+        by_code = nsn.take(order)
+        ordered = rows[order]
+        edges = [0, *(np.flatnonzero(np.diff(cc[ordered])) + 1).tolist(), len(ordered)]
+        for a, b in itertools.pairwise(edges):
+            sel = ordered[a:b]
+            code = int(cc[sel[0]])
+            regs, ok = _classify(by_code.slice(a, b - a), nat_len[sel], code)
             decided[sel] = True
             valid[sel[ok]] = True
             region[sel[ok]] = regs[ok]
