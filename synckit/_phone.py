@@ -900,16 +900,14 @@ def _normalize_small(uniq: pa.Array, default_region: str | None) -> tuple[pa.Arr
     return pa.array(e164, type=_TEXT), region
 
 
-def _patched(arr: pa.Array, patches: dict[int, str]) -> pa.Array:
-    """``arr`` with the values at some positions replaced."""
-    if not patches:
+def _patched(arr: pa.Array, pos: np.ndarray, values: pa.Array) -> pa.Array:
+    """``arr`` with the values at positions ``pos`` (distinct) replaced by ``values``."""
+    if not len(pos):
         return arr
     mask = np.zeros(len(arr), dtype=bool)
-    pos = np.fromiter(patches, dtype=np.int64, count=len(patches))
     mask[pos] = True
-    order = np.sort(pos)
-    values = pa.array([patches[int(i)] for i in order], type=_TEXT)
-    return pc.replace_with_mask(arr, pa.array(mask), values)
+    # replace_with_mask takes the new values in the order of the positions
+    return pc.replace_with_mask(arr, pa.array(mask), values.take(np.argsort(pos)))
 
 
 def _normalize_distinct(uniq: pa.Array, default_region: str | None) -> tuple[pa.Array, np.ndarray]:
@@ -937,23 +935,28 @@ def _normalize_distinct(uniq: pa.Array, default_region: str | None) -> tuple[pa.
         if slow is not None:
             patches[i], region[i] = slow[0], _region_code(slow[1])
     retry = found.decided[maybe] & (region[maybe] < 0)
+    taken = np.zeros(0, dtype=np.int64)
+    taken_e164 = pa.array([], type=_TEXT)
     if retry.any():
         again_decided = both.decided[n:]
         again_region = both.region[n:]
         # decided and valid the second way: take it
         take = np.flatnonzero(retry & again_decided & (again_region >= 0))
-        for j, number in zip(take.tolist(), both.e164.take(n + take).to_pylist(), strict=True):
-            i = int(maybe[j])
-            patches[i], region[i] = number, again_region[j]
+        taken, taken_e164 = maybe[take], both.e164.take(n + take)
+        region[taken] = again_region[take]
         # undecided the second way: phonenumbers reads the "+" text
         for j in np.flatnonzero(retry & ~again_decided).tolist():
             slow = _slow_once(alt[j].as_py(), default_region)
             if slow is not None:
                 i = int(maybe[j])
                 patches[i], region[i] = slow[0], _region_code(slow[1])
-    e164 = _patched(found.e164, patches)
+    # the values phonenumbers read, then those the 00 retry's fast pass read
+    pos = np.concatenate([np.fromiter(patches, dtype=np.int64, count=len(patches)), taken])
+    e164 = _patched(
+        found.e164, pos, pa.concat_arrays([pa.array(list(patches.values()), _TEXT), taken_e164])
+    )
     from_fast = found.decided.copy()
-    from_fast[list(patches)] = False
+    from_fast[pos] = False
     return _check_canonical(uniq, e164, region, found, from_fast), region
 
 
