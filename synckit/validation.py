@@ -599,23 +599,19 @@ def _lower(s: pd.Series) -> pd.Series:
     return _arrow.series(low, s.index)
 
 
-def _per_distinct(s: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
-    """Apply a text transformation once per distinct value (for low-cardinality columns)."""
+def _consent(s: pd.Series, allowed: tuple[str, ...]) -> tuple[pd.Series, np.ndarray]:
+    """Trimmed, lower-cased; spaces/hyphens read as underscores when that names a choice.
+    Also returns which values are one of ``allowed`` (judged once per distinct value)."""
     encoded = _arrow.text_array(s).dictionary_encode()
-    done = _arrow.text_array(func(_arrow.series(encoded.dictionary)))
-    return _arrow.series(done.take(encoded.indices), s.index)
-
-
-def _consent(s: pd.Series, allowed: tuple[str, ...]) -> pd.Series:
-    """Trimmed, lower-cased; spaces/hyphens read as underscores when that names a choice."""
-
-    def fix(u: pd.Series) -> pd.Series:
-        lower = _lower(u)
-        alt = lower.str.replace(r"[ \t\-]+", "_", regex=True)
-        use_alt = alt.isin(allowed) & ~lower.isin(allowed)
-        return lower.where(~use_alt, alt)
-
-    return _per_distinct(s, fix)
+    lower = _lower(_arrow.series(encoded.dictionary))
+    alt = lower.str.replace(r"[ \t\-]+", "_", regex=True)
+    use_alt = alt.isin(allowed) & ~lower.isin(allowed)
+    fixed = lower.where(~use_alt, alt)
+    codes = _arrow.codes(encoded)
+    ok = np.asarray(fixed.isin(allowed).to_numpy(dtype=bool), dtype=bool)
+    chosen = np.zeros(len(codes), dtype=bool)
+    chosen[codes >= 0] = ok[codes[codes >= 0]]
+    return _arrow.series(_arrow.text_array(fixed).take(encoded.indices), s.index), chosen
 
 
 # ---------------------------------------------------------------------------
@@ -848,8 +844,8 @@ def validate(
     for fld, allowed in rules.CHOICES.items():
         if fld not in norm:
             continue
-        norm[fld] = _consent(norm[fld], allowed)
-        bad = present(fld) & ~np.array(norm[fld].isin(allowed).to_numpy(dtype=bool))
+        norm[fld], chosen = _consent(norm[fld], allowed)
+        bad = present(fld) & ~chosen
         rules_out.append(_Rule(bad, fld, "invalid_choice", raw[fld]))
 
     if "sms_consent" in norm:
