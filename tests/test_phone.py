@@ -226,3 +226,26 @@ def test_both_paths_give_identical_results(
                     if not (x == y or (pd.isna(x) and pd.isna(y)))]  # fmt: skip
         assert not mismatch, mismatch[:10]
     assert fast[0].notna().sum() > 0.3 * len(texts)  # the corpus is mostly valid numbers
+
+
+def test_a_column_of_different_numbers_is_not_hashed_first() -> None:
+    """The choice :func:`_phone._normalize` makes from the first 2,000 values (answers
+    are the same either way: tested above; this pins when the cheaper one is taken)."""
+    import pyarrow as pa
+
+    def column(values: list[str | None], n: int = 8000) -> pa.Array:
+        rest = [f"+4420{7000000 + i}" for i in range(n - len(values))]
+        return pa.array([*values, *rest], pa.large_string())
+
+    distinct = [f"+1415555{i:04d}" for i in range(2000)]
+    assert _phone._mostly_distinct(column(distinct))
+    # under four samples' worth of values, hashing first is cheap: always done
+    assert not _phone._mostly_distinct(column(distinct, n=7999))
+    # 90 % of the sample distinct is enough; one fewer is not
+    assert _phone._mostly_distinct(column(distinct[:1800] + distinct[:200]))
+    assert not _phone._mostly_distinct(column(distinct[:1799] + distinct[:201]))
+    # missing values are left out of the sample; half of it present is enough
+    assert _phone._mostly_distinct(column([v if i % 2 else None for i, v in enumerate(distinct)]))
+    assert not _phone._mostly_distinct(
+        column([v if i % 3 == 0 else None for i, v in enumerate(distinct)])
+    )

@@ -84,3 +84,34 @@ def test_edge_cases() -> None:
 @given(st.lists(st.text(max_size=30), min_size=1, max_size=10))
 def test_hypothesis_arbitrary_text(texts: list[str]) -> None:
     assert_same(texts + [t + "@example.com" for t in texts] + ["a@" + t + ".com" for t in texts])
+
+
+def test_special_use_domains_are_single_ascii_labels() -> None:
+    # what plain_mask's last-label comparison relies on
+    import email_validator
+
+    assert all("." not in d and d.isascii() for d in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+def test_fast_path_takes_addresses_up_to_the_limits() -> None:
+    # a 64-character local part and a 254-character address are taken by the pattern
+    # alone; one more character each goes to email-validator
+    at254 = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"
+    at255 = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".com"
+    assert (len(at254), len(at255)) == (254, 255)
+    local64, local65 = "x" * 64 + "@example.com", "x" * 65 + "@example.com"
+    got = plain_mask(pd.Series([local64, local65, at254, at255]))
+    assert got.tolist() == [True, False, True, False]
+
+
+def test_fast_path_on_a_slice_of_an_arrow_array() -> None:
+    # a slice's bytes start part-way into its buffer
+    import pyarrow as pa
+
+    arr = pa.array(
+        ["junk-that-comes-first", "a--b@example.com", "ada@example.com", "ada@x.test",
+         "bo-b@mail.example.org", "x" * 64 + "@example.com"],
+        pa.large_string(),
+    ).slice(1)  # fmt: skip
+    assert plain_mask(arr).tolist() == [False, True, False, True, True]
+    assert valid_emails(arr).tolist() == [True, True, False, True, True]
