@@ -551,16 +551,11 @@ def _type_known(s: pa.Array, lengths: np.ndarray, meta: _Meta) -> np.ndarray:
     """``_number_type_helper(...) != UNKNOWN``: the general desc and at least one type desc.
 
     The type descs are tried together, one alternation per number length
-    (each desc's possible lengths decide whether it takes part). Numbers
-    come ordered by length (:func:`_fast_normalize` does that; others are
-    put in order here), so each length's numbers are one slice: no copies.
+    (each desc's possible lengths decide whether it takes part), on each run
+    of numbers of one length: a slice, no copy. :func:`_fast_normalize`
+    orders the numbers by length, so each length is one run.
     """
     n = len(s)
-    if n > 1 and (np.diff(lengths) < 0).any():
-        order = np.argsort(lengths, kind="stable")
-        out = np.zeros(n, dtype=bool)
-        out[order] = _type_known(s.take(order), lengths[order], meta)
-        return out
     found = np.zeros(n, dtype=bool)
     general = meta.general
     if general is None or not n:

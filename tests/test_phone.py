@@ -238,14 +238,51 @@ def test_a_column_of_different_numbers_is_not_hashed_first() -> None:
         return pa.array([*values, *rest], pa.large_string())
 
     distinct = [f"+1415555{i:04d}" for i in range(2000)]
-    assert _phone._mostly_distinct(column(distinct))
+    assert _phone._mostly_distinct(column(distinct)) is True
     # under four samples' worth of values, hashing first is cheap: always done
-    assert not _phone._mostly_distinct(column(distinct, n=7999))
+    assert _phone._mostly_distinct(column(distinct, n=7999)) is False
     # 90 % of the sample distinct is enough; one fewer is not
-    assert _phone._mostly_distinct(column(distinct[:1800] + distinct[:200]))
-    assert not _phone._mostly_distinct(column(distinct[:1799] + distinct[:201]))
+    assert _phone._mostly_distinct(column(distinct[:1800] + distinct[:200])) is True
+    assert _phone._mostly_distinct(column(distinct[:1799] + distinct[:201])) is False
     # missing values are left out of the sample; half of it present is enough
-    assert _phone._mostly_distinct(column([v if i % 2 else None for i, v in enumerate(distinct)]))
-    assert not _phone._mostly_distinct(
-        column([v if i % 3 == 0 else None for i, v in enumerate(distinct)])
+    assert (
+        _phone._mostly_distinct(column([v if i % 2 else None for i, v in enumerate(distinct)]))
+        is True
     )
+    third = [v if i % 3 == 0 else None for i, v in enumerate(distinct)]
+    assert _phone._mostly_distinct(column(third)) is False
+
+
+def test_type_check_follows_libphonenumber_on_made_up_metadata() -> None:
+    """``_type_known`` as ``_number_type_helper(...) != UNKNOWN``, on metadata written
+    here so each rule shows: the general desc's length gate, its pattern matched in
+    full, then the type patterns whose lengths admit the number."""
+    import pyarrow as pa
+
+    from synckit._phone import _Desc, _Meta, _type_known
+
+    def meta(general: _Desc, *types: _Desc) -> _Meta:
+        none = np.zeros(0, dtype=np.int64)
+        return _Meta("ZZ", "999", general, types, None, None, None, False, None, none, 2, 17, none)
+
+    # the general pattern admits 10 or 11 digits, its possible lengths only 10
+    m = meta(_Desc(r"\d{10,11}", frozenset({10})), _Desc(r"[2-9]\d{9,10}", None))
+    numbers = ["2015550123", "0015550123", "20155501234", "2015550123", "201555012"]
+    lengths = np.array([len(t) for t in numbers])  # runs of lengths, not sorted
+    got = _type_known(pa.array(numbers, pa.large_string()), lengths, m)
+    assert got.tolist() == [True, False, False, True, False]
+    # the general pattern must match the whole number, not a prefix of it
+    m = meta(_Desc(r"\d{10}", frozenset({10, 11})), _Desc(r"\d{11}", frozenset({11})))
+    got = _type_known(pa.array(["20155501234"], pa.large_string()), np.array([11]), m)
+    assert got.tolist() == [False]
+    # a type pattern takes part only for its own lengths
+    m = meta(_Desc(r"\d{10,11}", None), _Desc(r"\d{10,11}", frozenset({11})))
+    got = _type_known(
+        pa.array(["2015550123", "20155501234"], pa.large_string()), np.array([10, 11]), m
+    )
+    assert got.tolist() == [False, True]
+    # no general desc: nothing is known; no numbers: nothing to say
+    assert _type_known(
+        pa.array(["2015550123"], pa.large_string()), np.array([10]), meta(None)
+    ).tolist() == [False]  # type: ignore[arg-type]
+    assert _type_known(pa.array([], pa.large_string()), np.zeros(0, np.int64), m).tolist() == []
