@@ -27,6 +27,7 @@ that file) as columns, through every partition and result.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import logging
@@ -54,6 +55,7 @@ __all__ = [
     "DaskValidation",
     "GroupStats",
     "iter_validations",
+    "mapping_problems",
     "read_csv",
     "validate",
 ]
@@ -149,11 +151,47 @@ def read_csv(
     ]
     layout = _layout([h for h in heads if isinstance(h, pd.DataFrame)])
     meta = _framed(pd.DataFrame({c: pd.Series([], dtype="str") for c in layout}), "", layout)
+    # a mapped column a file lacks: upsert() refuses the frame before it validates or
+    # sends anything, as for a frame synckit.read_csv read (issue 12), naming the file
+    meta.attrs[_PROBLEMS] = _file_problems(paths, heads)
     read = functools.partial(
         _read_one, layout=layout, mapping=columns, custom_prefix=custom_prefix, options=options
     )
     with _no_string_conversion():
         return dd.from_map(read, paths, meta=meta, enforce_metadata=False, label="synckit-read")
+
+
+#: Where read_csv's frame keeps the mapping problems of its files (meta's attrs).
+_PROBLEMS: Final = "synckit.mapping_problems"
+
+
+def _file_problems(paths: Sequence[str], heads: Sequence[Any]) -> tuple[Any, ...]:
+    """Preflight's mapping problems of each file's header, each message naming its file."""
+    from synckit.sync.preflight import frame_mapping_problems
+
+    out = []
+    for path, head in zip(paths, heads, strict=True):
+        for problem in frame_mapping_problems(head):
+            out.append(dataclasses.replace(problem, message=f"{path}: {problem.message}"))
+    return tuple(out)
+
+
+def mapping_problems(data: Any) -> tuple[Any, ...]:
+    """The :class:`~synckit.sync.Problem` of each mapped column a file lacks, for a frame
+    :func:`read_csv` read with ``columns=`` (or its validation); empty for others.
+
+    ``synckit.upsert`` refuses such input before it validates or sends anything
+    (``preflight=False`` lets it through, as for pandas input).
+
+    Example:
+        >>> ddf = read_csv("exports/*.csv", columns={"Mobil": "phone_number"})  # doctest: +SKIP
+        >>> [p.message for p in mapping_problems(ddf)]                         # doctest: +SKIP
+        ["exports/a.csv: mapped column not in the file's header: 'Mobil' (did you mean 'Mobile'?)"]
+    """
+    if isinstance(data, DaskValidation):
+        return data._problems
+    meta = getattr(data, "_meta", None)
+    return tuple(getattr(meta, "attrs", {}).get(_PROBLEMS, ()))
 
 
 # ---------------------------------------------------------------------------
@@ -546,6 +584,7 @@ class DaskValidation(_v.Validation):
     _duplicates: Any = field(default=None, repr=False)
     _options: _Options | None = field(default=None, repr=False)
     _stats: Any = field(default=None, repr=False)
+    _problems: tuple[Any, ...] = field(default=(), repr=False)
     _spill: Any = field(default=None, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -665,6 +704,7 @@ def validate(
         duplicates=duplicates,
         extra=tuple(sorted((k, v) for k, v in options.items() if v is not None)),
     )
+    problems = mapping_problems(ddf)
     ddf = _with_rows(ddf)
     sample = _validate_part(ddf._meta, opts, 0)
     # Each partition is read and validated once, here; the keys, the duplicates and
@@ -704,6 +744,7 @@ def validate(
         _duplicates=dups,
         _options=opts,
         _stats=stats,
+        _problems=problems,
         _spill=spill,
     )
 

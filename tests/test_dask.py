@@ -25,6 +25,7 @@ import pytest
 import synckit
 from synckit import Client
 from synckit.sandbox import Sandbox
+from synckit.sync.preflight import PreflightError, frame_mapping_problems
 
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
@@ -261,7 +262,9 @@ def test_upsert_streams_dask_partitions(
 ) -> None:
     ddf = sdask.read_csv(exports, columns=MAPPING)
     with Client(sandbox.url, token=sandbox.token) as client:
-        report = synckit.upsert(ddf, client, progress=False, workers=2)
+        # b.csv and c.csv say "email", not the mapped "E-Mail": preflight's mapping check
+        # would stop the run (test_upsert_refuses_a_mapping_a_file_lacks); not the point here
+        report = synckit.upsert(ddf, client, progress=False, workers=2, preflight=False)
     statuses = Counter(report.rows["status"].astype(str))
     assert statuses == {"created": 5, "invalid": 7}
     stored = {c["email"]: c for c in sandbox.contacts()}
@@ -425,3 +428,34 @@ def test_union_find_by_hand() -> None:
     assert (stats.rows, stats.edges) == (8, 5)
     empty, none = sdask._union_find()
     assert len(empty) == 0 and none == sdask.GroupStats(0, 0, 0)
+
+
+# --------------------------------------------------------------------------- issue 12's check
+
+
+def test_upsert_refuses_a_mapping_a_file_lacks(tmp_path: Path, sandbox: Sandbox) -> None:
+    (tmp_path / "a.csv").write_text("E-Mail,Mobile\nada@example.com,+14155552671\n")
+    (tmp_path / "b.csv").write_text("E-Mail,Mobile Phone\nbob@example.com,+14155552672\n")
+    mapping = {"E-Mail": "email", "Mobile": "phone_number"}
+    ddf = sdask.read_csv(tmp_path / "*.csv", columns=mapping)
+    problems = sdask.mapping_problems(ddf)
+    b = tmp_path / "b.csv"
+    # the pandas path's own message for b.csv, with the file named in front
+    alone = synckit.read_csv(b, columns=mapping)
+    (pandas_problem,) = frame_mapping_problems(alone)
+    assert pandas_problem.message == (
+        "mapped column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)"
+    )
+    assert [(p.code, p.message) for p in problems] == [
+        ("unknown_column", f"{b}: {pandas_problem.message}")
+    ]
+    with Client(sandbox.url, token=sandbox.token) as client:
+        with pytest.raises(PreflightError, match=r"b\.csv: mapped column") as err:
+            synckit.upsert(ddf, client, progress=False)
+        assert err.value.exit_code == 2
+        with pytest.raises(PreflightError, match=r"b\.csv"):
+            synckit.upsert(synckit.validate(ddf, duplicates="keep"), client, progress=False)
+    assert sandbox.contacts() == [] and sandbox.request_log() == []
+    # a mapping every file has passes
+    good = sdask.read_csv(tmp_path / "a.csv", columns=mapping)
+    assert sdask.mapping_problems(good) == ()
