@@ -315,9 +315,10 @@ class _Spilled:
 
 def _first_pass(
     frame: pd.DataFrame, opts: _Options, part: int, spill: Any = None
-) -> _Pass | _Spilled:
-    """:func:`_validate_part` and what the duplicates step needs later, in one go
-    (written to ``spill``'s folder when given: see :class:`_SpillFolder`)."""
+) -> tuple[_Pass | _Spilled, pd.DataFrame | None]:
+    """:func:`_validate_part` and what the duplicates step needs later, in one go: the
+    pass (written to ``spill``'s folder when given: see :class:`_SpillFolder`) and the
+    partition's duplicate keys (:func:`_keys`; None with ``"keep"``)."""
     check = _validate_part(frame, opts, part)
     where = _index(frame)
     given = None
@@ -326,12 +327,13 @@ def _first_pass(
         # (reindex: a column only the validation adds, e.g. from ``defaults``, is missing as given)
         given = frame.iloc[at].reset_index(drop=True).reindex(columns=check.invalid.columns)
     done = _Pass(check=check, given=given, where=where)
+    keys = None if given is None else _keys(check, part)
     if spill is None:
-        return done
+        return done, keys
     file = os.path.join(spill.path, f"pass-{part}.pickle")
     with open(file, "wb") as stream:
         pickle.dump(done, stream, protocol=pickle.HIGHEST_PROTOCOL)
-    return _Spilled(file)
+    return _Spilled(file), keys
 
 
 def _loaded(done: _Pass | _Spilled) -> _Pass:
@@ -357,14 +359,12 @@ def _keys(check: _v.Validation, part: int) -> pd.DataFrame:
     )
     for key, hashed in zip(_KEY_COLUMNS, _HASHES, strict=True):
         values = valid[key].astype(object) if key in valid else pd.Series([None] * n, dtype=object)
-        out[key] = values.to_numpy()
+        # Arrow text: a few bytes a key instead of a Python string (the keys of every
+        # partition are held at once while the groups are settled)
+        out[key] = values.astype("str").to_numpy()
         codes = pd.util.hash_pandas_object(values, index=False).to_numpy().view(np.int64)
         out[hashed] = np.where(values.notna().to_numpy(), codes, 0)
     return out
-
-
-def _pass_keys(done: _Pass | _Spilled, part: int, spill: Any = None) -> pd.DataFrame:
-    return _keys(_loaded(done).check, part)
 
 
 _EDGE_META: Final = pd.DataFrame(
@@ -526,10 +526,12 @@ def _apply_duplicates(
     given = done.given.iloc[pos].reset_index(drop=True)
     fields = dups["field"].to_numpy()[order]
     # the value as given (the key field's cell; none for rows linked through others)
-    values = [
-        _v._cell_text(given[f].iat[i]) if f in given.columns else None
-        for i, f in enumerate(fields.tolist())
-    ]
+    values = np.full(len(fields), None, dtype=object)
+    for name in pd.unique(fields).tolist():
+        if name in given.columns:
+            hit = fields == name
+            cells = given[name].to_numpy(dtype=object)[hit]
+            values[hit] = [_v._cell_text(c) for c in cells]
     errors = pd.DataFrame(
         {
             SOURCE: dup_rows[SOURCE].to_numpy(),
@@ -537,7 +539,7 @@ def _apply_duplicates(
             "field": fields,
             "code": "duplicate_in_file",
             "message": dups["message"].to_numpy()[order],
-            "value": pd.Series(values, dtype=object).to_numpy(),
+            "value": values,
             "severity": "error",  # a duplicate rejects the row
         }
     ).astype(check.errors.dtypes.to_dict())
@@ -711,21 +713,23 @@ def validate(
     # every result below derive from these (persist: kept by the workers on a
     # distributed cluster, computed now in this process on a local scheduler).
     spill = _SpillFolder() if _distributed_client() is None else None
-    passes = dask.persist(
+    firsts = dask.persist(
         *[
-            delayed(_first_pass, pure=True)(p, opts, i, spill)
+            delayed(_first_pass, pure=True, nout=2)(p, opts, i, spill)
             for i, p in enumerate(ddf.to_delayed())
         ]
     )
+    # the passes and the keys kept apart: the keys go when the duplicates are known
+    n = len(firsts)
+    kept = dask.persist(*[f[0] for f in firsts], *[f[1] for f in firsts])
+    passes, key_parts = kept[:n], kept[n:]
+    del firsts, kept
     dups = stats = None
     if duplicates != "keep":
         with _no_string_conversion():
-            keys = dd.from_delayed(
-                [delayed(_pass_keys, pure=True)(v, i, spill) for i, v in enumerate(passes)],
-                meta=_keys(sample, 0),
-                verify_meta=False,
-            )
-        dups, stats = _duplicates_by_part(keys, duplicates, len(passes))
+            keys = dd.from_delayed(list(key_parts), meta=_keys(sample, 0), verify_meta=False)
+        dups, stats = _duplicates_by_part(keys, duplicates, n)
+    del key_parts
     final = _finals(passes, dups, spill)
     frames = {}
     with _no_string_conversion():
