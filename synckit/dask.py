@@ -799,10 +799,11 @@ def iter_validations(
 ) -> Iterator[_v.Validation]:
     """pandas Validation chunks of a Dask DataFrame or Dask validation, one partition at a time.
 
-    What ``synckit.upsert`` streams from Dask input: the duplicate groups
-    are settled first (on the cluster), then each partition is validated on
-    a worker and handed over while the next one is computed, so the driver
-    holds about two partitions whatever the list's size. Each chunk's frames
+    What ``synckit.upsert`` streams from Dask input: :func:`validate` reads and
+    validates each partition once and settles the duplicate groups (on the
+    cluster); then each partition's final validation, derived from the kept
+    pass on a worker, is handed over while the next ones are computed, so the
+    driver holds about two partitions whatever the list's size. Each chunk's frames
     are indexed by ``row`` and carry ``source`` as a column; a partition
     holding several files gives one chunk per file.
 
