@@ -302,20 +302,25 @@ class _SpillPath:
 
 @dataclass(frozen=True)
 class _Spilled:
-    """A pass written to a file of a spill folder."""
+    """A pass, or a partition's keys, written to a file of a spill folder."""
 
     file: str
 
-    def load(self) -> _Pass:
+    @classmethod
+    def write(cls, value: Any, spill: Any, name: str) -> _Spilled:
+        file = os.path.join(spill.path, f"{name}.pickle")
+        with open(file, "wb") as stream:
+            pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
+        return cls(file)
+
+    def load(self) -> Any:
         with open(self.file, "rb") as stream:
-            done = pickle.load(stream)  # (a file our own tasks wrote, in a private folder)
-        assert isinstance(done, _Pass)
-        return done
+            return pickle.load(stream)  # (a file our own tasks wrote, in a private folder)
 
 
 def _first_pass(
     frame: pd.DataFrame, opts: _Options, part: int, spill: Any = None
-) -> tuple[_Pass | _Spilled, pd.DataFrame | None]:
+) -> tuple[_Pass | _Spilled, pd.DataFrame | _Spilled | None]:
     """:func:`_validate_part` and what the duplicates step needs later, in one go: the
     pass (written to ``spill``'s folder when given: see :class:`_SpillFolder`) and the
     partition's duplicate keys (:func:`_keys`; None with ``"keep"``)."""
@@ -330,14 +335,22 @@ def _first_pass(
     keys = None if given is None else _keys(check, part)
     if spill is None:
         return done, keys
-    file = os.path.join(spill.path, f"pass-{part}.pickle")
-    with open(file, "wb") as stream:
-        pickle.dump(done, stream, protocol=pickle.HIGHEST_PROTOCOL)
-    return _Spilled(file), keys
+    # the keys too: a local scheduler would otherwise hold every partition's keys
+    # while the groups are settled (1.8 GB peak at 5M rows against 1.2 GB)
+    spilled_keys = None if keys is None else _Spilled.write(keys, spill, f"keys-{part}")
+    return _Spilled.write(done, spill, f"pass-{part}"), spilled_keys
 
 
 def _loaded(done: _Pass | _Spilled) -> _Pass:
-    return done.load() if isinstance(done, _Spilled) else done
+    out = done.load() if isinstance(done, _Spilled) else done
+    assert isinstance(out, _Pass)
+    return out
+
+
+def _loaded_keys(keys: pd.DataFrame | _Spilled, spill: Any = None) -> pd.DataFrame:
+    out = keys.load() if isinstance(keys, _Spilled) else keys
+    assert isinstance(out, pd.DataFrame)
+    return out
 
 
 _KEY_COLUMNS: Final = ("email", "phone_number")
@@ -727,7 +740,11 @@ def validate(
     dups = stats = None
     if duplicates != "keep":
         with _no_string_conversion():
-            keys = dd.from_delayed(list(key_parts), meta=_keys(sample, 0), verify_meta=False)
+            keys = dd.from_delayed(
+                [delayed(_loaded_keys, pure=True)(k, spill) for k in key_parts],
+                meta=_keys(sample, 0),
+                verify_meta=False,
+            )
         dups, stats = _duplicates_by_part(keys, duplicates, n)
     del key_parts
     final = _finals(passes, dups, spill)

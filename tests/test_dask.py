@@ -335,6 +335,7 @@ def test_each_partition_is_validated_once(
         # kept on disk, not in this process: one file per partition, gone with the validation
         folder = Path(check._spill.path)
         assert sorted(p.name for p in folder.iterdir()) == [
+            "keys-0.pickle", "keys-1.pickle", "keys-2.pickle",
             "pass-0.pickle", "pass-1.pickle", "pass-2.pickle",
         ]  # fmt: skip
         del check, chunks
