@@ -460,3 +460,16 @@ def test_upsert_refuses_a_mapping_a_file_lacks(tmp_path: Path, sandbox: Sandbox)
     # a mapping every file has passes
     good = sdask.read_csv(tmp_path / "a.csv", columns=mapping)
     assert sdask.mapping_problems(good) == ()
+
+
+def test_a_process_pool_reads_the_spilled_passes(exports: list[Path]) -> None:
+    """Dask's process-pool scheduler: the tasks run in other processes, which write and read
+    the passes in this process's spill folder; the answer is pandas' answer."""
+    import dask
+
+    with dask.config.set(scheduler="processes", num_workers=2):
+        check = synckit.validate(sdask.read_csv(exports, columns=MAPPING))
+        expected = pandas_oracle(exports, "last")
+        same(check.errors, expected.errors)
+        same(check.valid, expected.valid)
+        assert Path(check._spill.path).is_dir()
