@@ -145,7 +145,9 @@ def run(mode: str, folder: Path, workers: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         check = synckit.validate(sdask.read_csv(pattern))
-        out["validate_s"] = time.perf_counter() - t0  # the keys pass and the duplicate groups
+        # the one pass and the duplicate groups in one process; on a cluster validate()
+        # only starts them (persist returns at once), so the wall time is the figure
+        out["validate_s"] = time.perf_counter() - t0
         if mode == "stream":
             rows = bodies = 0
             for chunk in sdask.iter_validations(check):
