@@ -9,6 +9,7 @@ messages, which cannot know files.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import warnings
@@ -24,6 +25,7 @@ import pytest
 import synckit
 from synckit import Client
 from synckit.sandbox import Sandbox
+from synckit.sync.preflight import PreflightError, frame_mapping_problems
 
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
@@ -260,7 +262,9 @@ def test_upsert_streams_dask_partitions(
 ) -> None:
     ddf = sdask.read_csv(exports, columns=MAPPING)
     with Client(sandbox.url, token=sandbox.token) as client:
-        report = synckit.upsert(ddf, client, progress=False, workers=2)
+        # b.csv and c.csv say "email", not the mapped "E-Mail": preflight's mapping check
+        # would stop the run (test_upsert_refuses_a_mapping_a_file_lacks); not the point here
+        report = synckit.upsert(ddf, client, progress=False, workers=2, preflight=False)
     statuses = Counter(report.rows["status"].astype(str))
     assert statuses == {"created": 5, "invalid": 7}
     stored = {c["email"]: c for c in sandbox.contacts()}
@@ -292,3 +296,180 @@ def test_a_long_chain_is_one_group(cluster: Any, tmp_path: Path) -> None:
     ]  # one group: only the last row of the last file is kept
     assert check.errors.compute()["code"].tolist() == ["duplicate_in_file"] * 5
     same(check.errors, pandas_oracle([tmp_path / "x.csv", tmp_path / "y.csv"], "last").errors)
+
+
+# --------------------------------------------------------------------------- one pass
+
+
+def test_each_partition_is_validated_once(
+    exports: list[Path], monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox
+) -> None:
+    """validate() + every way to read its results, then upsert: one validation per file.
+
+    The synchronous scheduler runs every task here, so counting calls of the pandas
+    validate is exact (three files, one partition each). Reading and validating used
+    to happen once for the duplicate groups and again for each result asked for.
+    """
+    import dask
+
+    calls: Counter[int] = Counter()
+    real = synckit.validation.validate
+
+    def counting(data: Any, **options: Any) -> Any:
+        # pandas frames only (synckit.validate is this function too, and gets the Dask
+        # frame); not the empty meta validate runs on to know its columns
+        if isinstance(data, pd.DataFrame) and len(data):
+            calls[len(data)] += 1
+        return real(data, **options)
+
+    monkeypatch.setattr(synckit.validation, "validate", counting)
+    with dask.config.set(scheduler="synchronous"):
+        check = synckit.validate(sdask.read_csv(exports, columns=MAPPING))
+        assert calls == {5: 1, 3: 1, 4: 1}  # a.csv 5 rows, b.csv 3, c.csv 4: the one pass
+        check.compute()
+        assert (check.n_valid, check.n_invalid) == (5, 7)
+        check.summary()
+        chunks = list(sdask.iter_validations(check))
+        assert sum(c.n_rows for c in chunks) == 12
+        assert calls == {5: 1, 3: 1, 4: 1}  # the results came from the kept pass
+        # kept on disk, not in this process: one file per partition, gone with the validation
+        folder = Path(check._spill.path)
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "keys-0.pickle", "keys-1.pickle", "keys-2.pickle",
+            "pass-0.pickle", "pass-1.pickle", "pass-2.pickle",
+        ]  # fmt: skip
+        del check, chunks
+        gc.collect()
+        assert not folder.exists()
+        check = synckit.validate(sdask.read_csv(exports, columns=MAPPING))
+        calls.clear()
+        with Client(sandbox.url, token=sandbox.token) as client:
+            report = synckit.upsert(check, client, progress=False, preflight=False)
+        assert Counter(report.rows["status"].astype(str)) == {"created": 5, "invalid": 7}
+        assert not calls  # the engine's scan and send passes read the kept validations
+        ddf = sdask.read_csv(exports, columns=MAPPING)
+        with Client(sandbox.url, token=sandbox.token) as client:
+            synckit.upsert(ddf, client, progress=False, preflight=False)
+        assert calls == {5: 1, 3: 1, 4: 1}  # a frame: validated once for both passes
+
+
+def test_each_partition_is_validated_once_on_a_cluster(cluster: Any, exports: list[Path]) -> None:
+    """The same on two worker processes, counted from the scheduler's record of the tasks run."""
+    with distributed.get_task_stream() as stream:
+        check = synckit.validate(sdask.read_csv(exports, columns=MAPPING))
+        check.compute()
+        assert check.n_valid == 5
+        assert sum(c.n_rows for c in sdask.iter_validations(check)) == 12
+    ran = Counter(_task_name(task["key"]) for task in stream.data)
+    # each file read once, validated once (one task per file); no other task validates
+    assert ran["synckit-read"] == 3
+    assert ran["_first_pass"] == 3
+    assert ran["_validate_part"] == 0
+
+
+def _task_name(key: Any) -> str:
+    """A task key's name without its token: ``_first_pass-1f0e...`` -> ``_first_pass``."""
+    name = str(key[0] if isinstance(key, tuple) else key)
+    return name.rsplit("-", 1)[0]
+
+
+# --------------------------------------------------------------------------- duplicate groups
+
+
+CHAIN = {
+    # A (f1 row 2) -email- B (f2 row 2) -phone- C (f3 row 2) -email- D (f1 row 3);
+    # E (f1 row 4) -phone- F (f2 row 3); G (f3 row 3) alone
+    "f1.csv": "email,phone_number\n"
+    "a@example.com,+1 212 555 0101\n"  # A
+    "c@example.com,+1 212 555 0104\n"  # D
+    "e@example.com,+1 212 555 0105\n",  # E
+    "f2.csv": "email,phone_number\n"
+    "A@Example.com,+1 212 555 0102\n"  # B: A's email (normalised), C's phone
+    "f@example.com,(212) 555-0105\n",  # F: E's phone
+    "f3.csv": "email,phone_number\n"
+    "c@example.com,212.555.0102\n"  # C: D's email, B's phone
+    "g@example.com,+1 212 555 0107\n",  # G
+}
+
+
+@pytest.mark.parametrize("duplicates", ["last", "error"])
+def test_a_chain_across_three_files(cluster: Any, tmp_path: Path, duplicates: str) -> None:
+    for name, text in CHAIN.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    check = synckit.validate(sdask.read_csv(tmp_path / "*.csv"), duplicates=duplicates)
+    valid = check.valid.compute()
+    kept = [(Path(s).name, r) for s, r in zip(valid["source"], valid["row"], strict=True)]
+    errors = check.errors.compute()
+    rejected = [(Path(s).name, r) for s, r in zip(errors["source"], errors["row"], strict=True)]
+    if duplicates == "last":
+        # groups {A, B, C, D} and {E, F}: the last file's row of each is kept (C, F), G alone
+        assert kept == [("f2.csv", 3), ("f3.csv", 2), ("f3.csv", 3)]
+        assert rejected == [("f1.csv", 2), ("f1.csv", 3), ("f1.csv", 4), ("f2.csv", 2)]
+    else:
+        assert kept == [("f3.csv", 3)]
+        assert sorted(rejected) == [
+            ("f1.csv", 2), ("f1.csv", 3), ("f1.csv", 4), ("f2.csv", 2), ("f2.csv", 3),
+            ("f3.csv", 2),
+        ]  # fmt: skip
+    assert set(errors["code"]) == {"duplicate_in_file"}
+    # ids in input order: A D E | B F | C. Edges to each key group's first row:
+    # B->A (email), C->D (email), C->B (phone), F->E (phone). Union-find, round 1 hooks
+    # B onto A, C onto D (then B's root A: C's tree stays with D), F onto E; round 2
+    # joins D's tree to A's. Six rows in groups, four edges, two rounds.
+    assert check.group_stats == sdask.GroupStats(rows=6, edges=4, rounds=2)
+    same(check.errors, pandas_oracle(sorted(tmp_path.glob("*.csv")), duplicates).errors)
+
+
+def test_union_find_by_hand() -> None:
+    edges = pd.DataFrame({"id": [9, 7, 5, 30, 12], "to": [7, 5, 1, 20, 3]})
+    labels, stats = sdask._union_find(edges[:3], edges[3:])
+    assert dict(zip(labels["id"], labels["label"], strict=True)) == {
+        1: 1, 5: 1, 7: 1, 9: 1, 3: 3, 12: 3, 20: 20, 30: 20,
+    }  # fmt: skip
+    assert (stats.rows, stats.edges) == (8, 5)
+    empty, none = sdask._union_find()
+    assert len(empty) == 0 and none == sdask.GroupStats(0, 0, 0)
+
+
+# --------------------------------------------------------------------------- issue 12's check
+
+
+def test_upsert_refuses_a_mapping_a_file_lacks(tmp_path: Path, sandbox: Sandbox) -> None:
+    (tmp_path / "a.csv").write_text("E-Mail,Mobile\nada@example.com,+14155552671\n")
+    (tmp_path / "b.csv").write_text("E-Mail,Mobile Phone\nbob@example.com,+14155552672\n")
+    mapping = {"E-Mail": "email", "Mobile": "phone_number"}
+    ddf = sdask.read_csv(tmp_path / "*.csv", columns=mapping)
+    problems = sdask.mapping_problems(ddf)
+    b = tmp_path / "b.csv"
+    # the pandas path's own message for b.csv, with the file named in front
+    alone = synckit.read_csv(b, columns=mapping)
+    (pandas_problem,) = frame_mapping_problems(alone)
+    assert pandas_problem.message == (
+        "mapped column not in the file's header: 'Mobile' (did you mean 'Mobile Phone'?)"
+    )
+    assert [(p.code, p.message) for p in problems] == [
+        ("unknown_column", f"{b}: {pandas_problem.message}")
+    ]
+    with Client(sandbox.url, token=sandbox.token) as client:
+        with pytest.raises(PreflightError, match=r"b\.csv: mapped column") as err:
+            synckit.upsert(ddf, client, progress=False)
+        assert err.value.exit_code == 2
+        with pytest.raises(PreflightError, match=r"b\.csv"):
+            synckit.upsert(synckit.validate(ddf, duplicates="keep"), client, progress=False)
+    assert sandbox.contacts() == [] and sandbox.request_log() == []
+    # a mapping every file has passes
+    good = sdask.read_csv(tmp_path / "a.csv", columns=mapping)
+    assert sdask.mapping_problems(good) == ()
+
+
+def test_a_process_pool_reads_the_spilled_passes(exports: list[Path]) -> None:
+    """Dask's process-pool scheduler: the tasks run in other processes, which write and read
+    the passes in this process's spill folder; the answer is pandas' answer."""
+    import dask
+
+    with dask.config.set(scheduler="processes", num_workers=2):
+        check = synckit.validate(sdask.read_csv(exports, columns=MAPPING))
+        expected = pandas_oracle(exports, "last")
+        same(check.errors, expected.errors)
+        same(check.valid, expected.valid)
+        assert Path(check._spill.path).is_dir()

@@ -803,6 +803,13 @@ def _dask_chunks(data: Any, opts: RunOptions) -> Callable[[], Iterator[Any]]:
     """
     from synckit import dask as sdask
 
+    # Issue 12's mapping check: a file that lacks a mapped column stops the run before
+    # the cluster validates anything (the pandas path checks the first chunk's attrs).
+    problems = sdask.mapping_problems(data)
+    if problems and opts.preflight:
+        from synckit.sync.preflight import PreflightError
+
+        raise PreflightError(list(problems))
     check = data
     if not isinstance(check, sdask.DaskValidation):
         check = sdask.validate(
