@@ -354,6 +354,18 @@ class _Digits:
         lengths = self.offsets[rows + 1] - begin
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
+        if len(rows) * 8 >= len(self.offsets) and (len(rows) < 2 or (np.diff(rows) > 0).all()):
+            # Many rows, in order: their runs are disjoint and in order in the buffer,
+            # so a mask of the bytes to keep (+1 where a run starts, -1 where it
+            # ends, summed) picks them in one pass; the gather below costs four
+            # passes of 4-byte indices (a third of the phone check at 1M rows).
+            # (empty runs are left out: one would share its start with the next run)
+            edges = np.zeros(len(self.data) + 1, dtype=np.int8)
+            runs = lengths > 0
+            edges[begin[runs]] += 1
+            edges[(begin + lengths)[runs]] -= 1
+            keep = np.cumsum(edges[:-1], dtype=np.int8).view(bool)
+            return _from_buffers(offsets, self.data[keep])
         # byte positions to copy: each value's run, one after another (int32 when it
         # fits: half the memory traffic of the gather)
         index = np.int32 if len(self.data) < 2**31 else np.int64

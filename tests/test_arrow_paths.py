@@ -37,6 +37,23 @@ def test_digits_are_re2s_non_digits_removed(values: list[str | None]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@given(texts, st.data())
+def test_digits_of_some_rows_from_a_start(values: list[str | None], data: st.DataObject) -> None:
+    # rows in order (most of them: one pass over a mask) or any order (a gather),
+    # each from its own start digit; the reference is Python slicing RE2's digits
+    digits = pc.replace_substring_regex(arrow(values).fill_null(""), r"[^0-9]", "").to_pylist()
+    n = len(values)
+    rows = data.draw(st.lists(st.integers(0, max(n - 1, 0)), unique=True, max_size=n)) if n else []
+    if data.draw(st.booleans()):
+        rows = sorted(rows)
+    start = [data.draw(st.integers(0, len(digits[r]))) for r in rows]
+    got = _phone._Digits.of(arrow(values)).text(
+        np.array(rows, dtype=np.int64), np.array(start, dtype=np.int64)
+    )
+    assert got.to_pylist() == [digits[r][s:] for r, s in zip(rows, start, strict=True)]
+
+
+@settings(max_examples=200, deadline=None)
 @given(texts)
 def test_phone_shape_is_re2s_full_match(values: list[str | None]) -> None:
     arr = arrow(values)
