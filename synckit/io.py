@@ -690,10 +690,12 @@ _ARROW_BLOCK: Final = 1 << 22
 #: lines (``newlines_in_values``), so pyarrow must find where each block's records
 #: end before parsing it, a serial pass that split blocks add to: on the
 #: benchmark's 17 MB file one block took 49-50 ms of CPU against 88-111 ms for
-#: 1-16 MiB blocks, threaded or not, and wall time followed (2 cores; ``python
-#: benchmarks/bench_validate.py``). Beyond this, blocks on threads bound the
-#: parser's memory and use the cores.
-_ONE_BLOCK_MAX: Final = 64 << 20
+#: 1-16 MiB blocks, threaded or not, and wall time followed (2 cores). At 32 MB
+#: one block still took less CPU (0.12 s against 0.16-0.18 s) and memory (peak
+#: 302 MB against 340-350 MB) for about the same wall time; at 62 MB threads won
+#: on wall time (0.18-0.22 s against 0.21-0.34 s) and memory (+50 MB for one
+#: block). Beyond this, blocks on threads bound the parser's memory and use the cores.
+_ONE_BLOCK_MAX: Final = 32 << 20
 #: The same when streaming chunks: pyarrow's streaming reader reads a few dozen
 #: blocks ahead, so this bounds its memory (1M rows in chunks of 50k, 85 MB: arrow
 #: holds 29 MB at most with 512 KiB blocks, 98 MB with 4 MiB; as fast or faster).

@@ -1207,9 +1207,7 @@ def _build_errors(rules_out: list[_Rule], rows: np.ndarray) -> pd.DataFrame:
         if not len(pos):
             continue
         fld = rule.field
-        field_col = (
-            fld[pos] if isinstance(fld, np.ndarray) else _filled(len(pos), fld)
-        )
+        field_col = fld[pos] if isinstance(fld, np.ndarray) else _filled(len(pos), fld)
         if rule.message is None:
             message = rules.message(rule.code, fld if isinstance(fld, str) else None)
             message_col = _filled(len(pos), message)
