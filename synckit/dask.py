@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 from dask import delayed
 
+from synckit import _files, rules
 from synckit import io as _io
-from synckit import rules
 from synckit import validation as _v
 from synckit.errors import ConfigError, InputError
 
@@ -309,7 +309,9 @@ class _Spilled:
     @classmethod
     def write(cls, value: Any, spill: Any, name: str) -> _Spilled:
         file = os.path.join(spill.path, f"{name}.pickle")
-        with open(file, "wb") as stream:
+        # personal data on disk: owner-only (0600) whatever the umask, as every file
+        # synckit writes (the folder itself is 0700)
+        with open(_files.private_file(file), "wb") as stream:
             pickle.dump(value, stream, protocol=pickle.HIGHEST_PROTOCOL)
         return cls(file)
 

@@ -338,6 +338,9 @@ def test_each_partition_is_validated_once(
             "keys-0.pickle", "keys-1.pickle", "keys-2.pickle",
             "pass-0.pickle", "pass-1.pickle", "pass-2.pickle",
         ]  # fmt: skip
+        # personal data: the folder and its files are the owner's alone, whatever the umask
+        assert oct(folder.stat().st_mode & 0o777) == "0o700"
+        assert {oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {"0o600"}
         del check, chunks
         gc.collect()
         assert not folder.exists()
