@@ -34,7 +34,7 @@ from typing import IO, Any, Final
 import numpy as np
 import pandas as pd
 
-from synckit import _headers, _vcard, rules
+from synckit import _arrow, _headers, _vcard, rules
 from synckit import accessor as _accessor  # noqa: F401  (registers df.synckit)
 from synckit.errors import ConfigError, InputError
 
@@ -799,11 +799,9 @@ def _arrow_frames(
     path: str | os.PathLike[str], sep: str, skip: int, names: list[str], chunksize: int | None
 ) -> Iterator[pd.DataFrame]:
     internal = [f"f{i}" for i in range(len(names))]
-    block, threads = (_ARROW_BLOCK, True) if chunksize is None else (_STREAM_BLOCK, True)
-    if chunksize is None:
-        size = os.path.getsize(path)
-        if size < _ONE_BLOCK_MAX:
-            block, threads = size + 1, False
+    block, threads = (_ARROW_BLOCK if chunksize is None else _STREAM_BLOCK), True
+    if chunksize is None and (size := os.path.getsize(path)) < _ONE_BLOCK_MAX:
+        block, threads = size + 1, False
     read = _pacsv.ReadOptions(
         column_names=internal, skip_rows=skip + 1, block_size=block, use_threads=threads
     )
@@ -1010,7 +1008,7 @@ def _coalesce(raw: pd.DataFrame, plan: ColumnPlan, target: str) -> pd.Series:
 def _label_kinds(raw: pd.DataFrame, label: str | None) -> np.ndarray:
     """Per row: ``"mobile"``, ``"never"`` (fax, pager) or ``""``, from a label column."""
     if label is None:
-        return np.full(len(raw), "", dtype=object)
+        return _arrow.filled(len(raw), "")
     codes, uniques = pd.factorize(raw[label].fillna(""))
     kinds = np.array([_headers.label_kind(u) for u in uniques] + [""], dtype=object)
     return kinds[codes]
