@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from _servers import wait_for_posts
 
 from synckit.ledger import Ledger
 from synckit.sandbox import Sandbox
@@ -58,25 +59,12 @@ def runs_json(state: Path, env: dict[str, str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-def posts(sb: Sandbox) -> int:
-    return sum(r.method == "POST" for r in sb.request_log())
-
-
 def start_sync(sb: Sandbox, src: Path, state: Path, *extra: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "synckit", "sync", str(src), *MAP, "--state", str(state),
            "--no-progress", "--workers", "2", "--batch-size", "10", *extra]  # fmt: skip
     return subprocess.Popen(
         cmd, env=sandbox_env(sb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def wait_for_posts(sb: Sandbox, proc: subprocess.Popen[str], n: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        if posts(sb) >= n:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"the run did not get to {n} creates (exit {proc.poll()})")
 
 
 # --------------------------------------------------------------------------- signals

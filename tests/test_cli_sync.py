@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _servers import wait_for_posts
 
 from synckit.cli import main
 from synckit.ledger import Ledger
@@ -185,11 +186,7 @@ def test_ctrl_c_stops_writes_report_and_exits_130(
            "--workers", "2", "--batch-size", "10"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            if sum(r.method == "POST" for r in sb.request_log()) >= 30:
-                break
-            time.sleep(0.02)
+        wait_for_posts(sb, proc, 30)
         proc.send_signal(signal.SIGINT)
         sent_at = time.monotonic()
         sent_wall = time.time()

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from _servers import wait_for_posts
 
 from synckit.client import Client
 from synckit.errors import StateLockedError
@@ -230,11 +230,7 @@ def test_sigkill_then_resume_leaves_no_duplicates(
         _sync_cmd(path, state), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len([r for r in sb.request_log() if r.method == "POST"]) >= 120:
-                break
-            time.sleep(0.05)
+        wait_for_posts(sb, proc, 120, timeout=60)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:

@@ -8,7 +8,6 @@ pure checks have unit tests; the non-healing retries are tested on the client.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import os
@@ -25,6 +24,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import trustme
+from _servers import serving
 from werkzeug.serving import make_server
 
 from synckit.client import Client
@@ -81,18 +81,6 @@ class _Counting(http.server.SimpleHTTPRequestHandler):
         super().handle_one_request()
         if getattr(self, "command", None):
             self.seen.append((self.command, self.path))
-
-
-@contextlib.contextmanager
-def serving(server: http.server.ThreadingHTTPServer) -> Iterator[str]:
-    """Serve ``server`` from a thread for the block; yields its URL with ``/v1``."""
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1"
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 @pytest.fixture
@@ -539,13 +527,8 @@ def old_tls_url() -> Iterator[str]:
         context.maximum_version = ssl.TLSVersion.TLSv1_1
     ca.issue_cert("127.0.0.1").configure_cert(context)
     server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_port}/v1"
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with serving(server, scheme="https") as url:
+        yield url
 
 
 def test_tls_version_mismatch_is_not_retried(old_tls_url: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 import trustme
+from _servers import serving
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
@@ -41,13 +41,8 @@ def https_url(ca: trustme.CA) -> Iterator[str]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
     server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_port}/v1"
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with serving(server, scheme="https") as url:
+        yield url
 
 
 @pytest.fixture
